@@ -1,0 +1,19 @@
+rule differential:
+    input:
+        proteins=f"{RESULTS}/cohort/proteins.tsv",
+        samples=PROJECT.config["samples"],
+        runs=PROJECT.config["runs"],
+    output:
+        expand(f"{RESULTS}/cohort/differential/{{cell_type}}/{{contrast}}.tsv", cell_type=CELL_TYPES, contrast=CONTRASTS),
+    params:
+        options=options("differential"),
+        outdir=f"{RESULTS}/cohort/differential",
+    log:
+        "logs/differential.log",
+    threads: 1
+    resources:
+        mem_mb=mem_mb(20, base=1000),
+        runtime=30,
+    shell:
+        "{DVP} differential {input.proteins:q} --samples {input.samples:q} --runs {input.runs:q} "
+        "--outdir {params.outdir:q} --options {params.options:q} 2> {log:q}"

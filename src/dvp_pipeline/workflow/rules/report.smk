@@ -1,0 +1,56 @@
+COHORT_TABLES = [
+    f"{RESULTS}/cohort/proteins.tsv",
+    f"{RESULTS}/cohort/quant_qc.tsv",
+    f"{RESULTS}/cohort/pathway_scores.tsv",
+    *rules.differential.output,
+    *rules.pathways.output.tables,
+]
+
+
+def report_options():
+    return json.dumps({**PROJECT.config["report"], "highlight": PROJECT.config["pathways"]["highlight"]}, sort_keys=True)
+
+
+rule sample_report:
+    input:
+        f"{RESULTS}/{{sample}}/labels.tif",
+        f"{RESULTS}/{{sample}}/cells_classified.parquet",
+        f"{RESULTS}/{{sample}}/thresholds.tsv",
+        f"{RESULTS}/{{sample}}/lmd/selection.tsv",
+        f"{RESULTS}/{{sample}}/lmd/preview.png",
+        COHORT_TABLES,
+        samples=PROJECT.config["samples"],
+        runs=PROJECT.config["runs"],
+    output:
+        f"{RESULTS}/reports/{{sample}}.html",
+    params:
+        options=report_options(),
+    log:
+        "logs/report/{sample}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{DVP} report sample --sample {wildcards.sample} --results {RESULTS} --samples {input.samples:q} "
+        "--runs {input.runs:q} --out {output:q} --options {params.options:q} 2> {log:q}"
+
+
+rule cohort_report:
+    input:
+        COHORT_TABLES,
+        samples=PROJECT.config["samples"],
+        runs=PROJECT.config["runs"],
+    output:
+        f"{RESULTS}/reports/cohort.html",
+    params:
+        options=report_options(),
+    log:
+        "logs/report/cohort.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{DVP} report cohort --results {RESULTS} --samples {input.samples:q} --runs {input.runs:q} "
+        "--out {output:q} --options {params.options:q} 2> {log:q}"
