@@ -5,11 +5,10 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
+from conftest import ROOT
 
 from dvp_pipeline.config import load_config, load_project, section_options
 from dvp_pipeline.errors import DVPError
-
-from conftest import ROOT
 
 
 @pytest.fixture
@@ -24,7 +23,8 @@ def project(tmp_path):
         (tmp_path / image).write_bytes(b"II*\0")
     runs = pd.read_csv(tmp_path / "config" / "runs.tsv", sep="\t")
     pd.DataFrame({"Run": runs["run"], "Protein.Group": "P1", "Precursor.Id": "AK2"}).to_parquet(
-        tmp_path / "data" / "sample" / "diann_report.parquet")
+        tmp_path / "data" / "sample" / "diann_report.parquet"
+    )
     return tmp_path
 
 
@@ -51,7 +51,9 @@ def test_repository_config_is_the_starter_config():
 
 def test_misspelled_key_is_named_with_a_suggestion(project):
     _edit_config(project, lambda c: c["classify"].update({"treshold_method": "otsu"}))
-    with pytest.raises(DVPError, match=r"config.yaml: classify: unknown key 'treshold_method' \(did you mean 'threshold_method'\?\)"):
+    with pytest.raises(
+        DVPError, match=r"config.yaml: classify: unknown key 'treshold_method' \(did you mean 'threshold_method'\?\)"
+    ):
         load_project(project / "config" / "config.yaml", base=project)
 
 
@@ -76,7 +78,9 @@ def test_missing_sample_id_and_missing_sample_in_runs(project):
     with pytest.raises(DVPError, match=r"samples.tsv, row 3: top level: 'sample' is a required property"):
         load_project(project / "config" / "config.yaml", base=project)
     path.write_text("\n".join(lines[:2] + lines[3:]) + "\n")  # TEN02 gone, its runs remain
-    with pytest.raises(DVPError, match=r"runs.tsv, row 5 \(run TEN02_keratinocyte\): sample 'TEN02' is not in the samples sheet"):
+    with pytest.raises(
+        DVPError, match=r"runs.tsv, row 5 \(run TEN02_keratinocyte\): sample 'TEN02' is not in the samples sheet"
+    ):
         load_project(project / "config" / "config.yaml", base=project)
 
 

@@ -68,9 +68,20 @@ def _report(tmp_path, suffix=".parquet", **changes):
     for run in ["r1", "r2"]:
         for prot, genes, precs in [("P1", "STAT1", ["AAAK2", "CCCK2"]), ("P2", "JAK1", ["DDDR3"])]:
             for prec in precs:
-                rows.append({"Run": run, "Protein.Group": prot, "Protein.Ids": prot, "Genes": genes,
-                             "Precursor.Id": prec, "Q.Value": 0.001, "PG.Q.Value": 0.001,
-                             "Precursor.Normalised": 1000.0, "Precursor.Quantity": 900.0, "Decoy": 0})
+                rows.append(
+                    {
+                        "Run": run,
+                        "Protein.Group": prot,
+                        "Protein.Ids": prot,
+                        "Genes": genes,
+                        "Precursor.Id": prec,
+                        "Q.Value": 0.001,
+                        "PG.Q.Value": 0.001,
+                        "Precursor.Normalised": 1000.0,
+                        "Precursor.Quantity": 900.0,
+                        "Decoy": 0,
+                    }
+                )
     table = pd.DataFrame(rows)
     for key, value in changes.items():
         table[key] = value

@@ -68,9 +68,7 @@ def test_select_takes_all_when_few(cells):
 def test_select_is_reproducible_and_independent_of_row_order(cells):
     first = select_cells(cells, cell_types=TYPES, max_cells_per_type=8, seed=3)
     again = select_cells(cells, cell_types=TYPES, max_cells_per_type=8, seed=3)
-    shuffled = select_cells(
-        cells.sample(frac=1, random_state=7), cell_types=TYPES, max_cells_per_type=8, seed=3
-    )
+    shuffled = select_cells(cells.sample(frac=1, random_state=7), cell_types=TYPES, max_cells_per_type=8, seed=3)
     pd.testing.assert_frame_equal(first, again)
     pd.testing.assert_frame_equal(first, shuffled)
     other_seed = select_cells(cells, cell_types=TYPES, max_cells_per_type=8, seed=4)
@@ -179,9 +177,7 @@ def test_outline_errors():
 
 def test_geojson_structure():
     labels = _labels()
-    selection = pd.DataFrame(
-        {"cell_id": [1, 3], "cell_type": ["keratinocyte", "macrophage"], "well": ["A1", "C1"]}
-    )
+    selection = pd.DataFrame({"cell_id": [1, 3], "cell_type": ["keratinocyte", "macrophage"], "well": ["A1", "C1"]})
     outlines = cell_outlines(labels, [1, 3])
     geojson = json.loads(json.dumps(to_geojson(outlines, selection, colors=type_colors(TYPES))))
     assert geojson["type"] == "FeatureCollection"
@@ -201,9 +197,7 @@ def test_geojson_structure():
         assert len(props["classification"]["color"]) == 3
         assert props["cell_id"] == row["cell_id"] and props["well"] == row["well"]
     assert len(ids) == 2
-    assert geojson["features"][1]["properties"]["classification"]["color"] == list(
-        type_colors(TYPES)["macrophage"]
-    )
+    assert geojson["features"][1]["properties"]["classification"]["color"] == list(type_colors(TYPES)["macrophage"])
     with pytest.raises(DVPError, match="no outline"):
         to_geojson({1: outlines[1]}, selection)
 
@@ -370,9 +364,7 @@ def test_cli_rejects_bad_input_without_writing(sample_files):
     )  # fmt: skip
     with pytest.raises(DVPError, match="X99"):
         select_cli.run(bad)
-    other_sample = _parse(
-        ["select", str(cells_path), str(labels_path), "--sample", "MPR01", *_outputs(tmp_path)]
-    )
+    other_sample = _parse(["select", str(cells_path), str(labels_path), "--sample", "MPR01", *_outputs(tmp_path)])
     with pytest.raises(DVPError, match="other samples"):
         select_cli.run(other_sample)
     assert not (tmp_path / "lmd").exists()

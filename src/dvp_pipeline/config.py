@@ -72,8 +72,10 @@ def _explain(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         return f"{where}: {error.instance!r} is not one of {error.validator_value}"
     if error.validator == "pattern":
-        return (f"{where}: {error.instance!r} may contain only letters, digits, '_', '.' and '-' "
-                "and must start with a letter or digit")
+        return (
+            f"{where}: {error.instance!r} may contain only letters, digits, '_', '.' and '-' "
+            "and must start with a letter or digit"
+        )
     return f"{where}: {error.message}"
 
 
@@ -94,8 +96,9 @@ def section_options(options: dict, section: str, *, source: str) -> dict:
     sub = {"$defs": root["$defs"], **root["properties"][section]}
     errors = sorted(_Validator(sub).iter_errors(options), key=lambda e: list(e.path))
     if errors:
-        raise DVPError("\n".join(f"{source}: {section}.{_explain(e)}".replace(f"{section}.top level", section)
-                                 for e in errors))
+        raise DVPError(
+            "\n".join(f"{source}: {section}.{_explain(e)}".replace(f"{section}.top level", section) for e in errors)
+        )
     return options
 
 
@@ -197,26 +200,34 @@ def load_project(config: str | Path | dict, *, base: str | Path = ".", check_rep
     known = set(samples["sample"])
     for i, row in runs.iterrows():
         if row["sample"] not in known:
-            raise DVPError(f"{runs_path}, row {i + 2} (run {row['run']}): sample '{row['sample']}' "
-                           f"is not in the samples sheet {samples_path}")
+            raise DVPError(
+                f"{runs_path}, row {i + 2} (run {row['run']}): sample '{row['sample']}' "
+                f"is not in the samples sheet {samples_path}"
+            )
     rules = [r["name"] for r in config["classify"]["cell_types"]]
     if len(set(rules)) != len(rules):
         raise DVPError(f"{source}: classify.cell_types: each rule needs a distinct name")
     for i, row in runs.iterrows():
         if row["cell_type"] not in rules:
-            raise DVPError(f"{runs_path}, row {i + 2} (run {row['run']}): cell_type '{row['cell_type']}' "
-                           f"is not defined in classify.cell_types ({', '.join(rules)})")
+            raise DVPError(
+                f"{runs_path}, row {i + 2} (run {row['run']}): cell_type '{row['cell_type']}' "
+                f"is not defined in classify.cell_types ({', '.join(rules)})"
+            )
     for name in config["select"]["cell_types"] or []:
         if name not in rules:
-            raise DVPError(f"{source}: select.cell_types: '{name}' is not defined in classify.cell_types ({', '.join(rules)})")
+            raise DVPError(
+                f"{source}: select.cell_types: '{name}' is not defined in classify.cell_types ({', '.join(rules)})"
+            )
     # Spelled out so the select stage (and its wells) never depends on which types a sample happens to have.
     config["select"]["cell_types"] = config["select"]["cell_types"] or rules
     conditions = set(samples["condition"])
     for i, (num, den) in enumerate(config["differential"]["contrasts"]):
         for c in (num, den):
             if c not in conditions:
-                raise DVPError(f"{source}: differential.contrasts[{i}]: condition '{c}' is not in the samples "
-                               f"sheet (conditions: {', '.join(sorted(conditions))})")
+                raise DVPError(
+                    f"{source}: differential.contrasts[{i}]: condition '{c}' is not in the samples "
+                    f"sheet (conditions: {', '.join(sorted(conditions))})"
+                )
         if num == den:
             raise DVPError(f"{source}: differential.contrasts[{i}]: compares '{num}' with itself")
     if check_report:
@@ -226,6 +237,8 @@ def load_project(config: str | Path | dict, *, base: str | Path = ".", check_rep
         present = report_runs(report, fmt=config["quantify"]["format"])
         absent = [r for r in runs["run"] if r not in present]
         if absent:
-            raise DVPError(f"{runs_path}: run(s) {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''} "
-                           f"not found in the report {report} ({len(present)} runs there)")
+            raise DVPError(
+                f"{runs_path}: run(s) {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''} "
+                f"not found in the report {report} ({len(present)} runs there)"
+            )
     return Project(config=config, samples=samples, runs=runs)

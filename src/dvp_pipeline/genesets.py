@@ -28,8 +28,10 @@ def parse_gmt(text: str, *, source: str = "GMT") -> dict[str, list[str]]:
             continue
         fields = line.rstrip("\r\n").split("\t")
         if len(fields) < 3:
-            raise DVPError(f"{source}, line {lineno}: expected name, description and at least one member "
-                           f"separated by tabs, found {len(fields)} field(s)")
+            raise DVPError(
+                f"{source}, line {lineno}: expected name, description and at least one member "
+                f"separated by tabs, found {len(fields)} field(s)"
+            )
         name = fields[0].strip()
         if name in sets:
             raise DVPError(f"{source}, line {lineno}: set '{name}' is defined twice")
@@ -46,8 +48,9 @@ def load_collection(name_or_path: str) -> dict[str, list[str]]:
         return parse_gmt(text, source=BUILTIN[name_or_path])
     path = Path(name_or_path)
     if not path.is_file():
-        raise DVPError(f"gene sets '{name_or_path}': neither a built-in collection ({', '.join(BUILTIN)}) "
-                       "nor an existing GMT file")
+        raise DVPError(
+            f"gene sets '{name_or_path}': neither a built-in collection ({', '.join(BUILTIN)}) nor an existing GMT file"
+        )
     return parse_gmt(path.read_text(encoding="utf-8", errors="replace"), source=str(path))
 
 
@@ -68,5 +71,6 @@ def sets_to_features(gene_sets: dict[str, list[str]], genes: pd.Series) -> dict[
         for symbol in str(symbols).upper().split(";"):
             if symbol.strip():
                 by_gene.setdefault(symbol.strip(), []).append(feature)
-    return {name: list(dict.fromkeys(f for g in members for f in by_gene.get(g, ())))
-            for name, members in gene_sets.items()}
+    return {
+        name: list(dict.fromkeys(f for g in members for f in by_gene.get(g, ()))) for name, members in gene_sets.items()
+    }

@@ -70,8 +70,7 @@ def check_well(well: str) -> str:
     """
     if not isinstance(well, str) or not _WELL.fullmatch(well):
         raise DVPError(
-            f"invalid LMD well/cap {well!r}: expected a plate well A1..P24 (e.g. A1, B12, H12) "
-            "or a cap letter A..H"
+            f"invalid LMD well/cap {well!r}: expected a plate well A1..P24 (e.g. A1, B12, H12) or a cap letter A..H"
         )
     return well
 
@@ -247,9 +246,7 @@ def _texts(node: ET.Element) -> dict[str, str | None]:
     return {child.tag: child.text for child in node}
 
 
-def read_lmd_xml(
-    source: bytes | str | os.PathLike, *, scale: float = 100.0, flip_y: bool = True
-) -> Collection:
+def read_lmd_xml(source: bytes | str | os.PathLike, *, scale: float = 100.0, flip_y: bool = True) -> Collection:
     """Read a Leica LMD XML file into a :class:`Collection` in image pixel coordinates.
 
     Parameters
@@ -300,8 +297,7 @@ def read_lmd_xml(
         raise DVPError(f"{where}: shapes must be numbered Shape_1..Shape_{len(numbers)}, got {numbers}")
     if "ShapeCount" in top and int(_number(top, "ShapeCount", root.tag, where)) != len(shape_nodes):
         raise DVPError(
-            f"{where}: <ShapeCount> says {top['ShapeCount'].strip()}, "
-            f"but the file has {len(shape_nodes)} shapes"
+            f"{where}: <ShapeCount> says {top['ShapeCount'].strip()}, but the file has {len(shape_nodes)} shapes"
         )
 
     for node in shape_nodes:

@@ -26,8 +26,14 @@ def _zscore_hill(t: np.ndarray, df: float) -> np.ndarray:
     return z * np.sign(t)
 
 
-def camera(matrix: pd.DataFrame, groups: pd.Series, gene_sets: dict[str, list[str]], *,
-           contrast: tuple[str, str], inter_gene_cor: float | None = 0.01) -> pd.DataFrame:
+def camera(
+    matrix: pd.DataFrame,
+    groups: pd.Series,
+    gene_sets: dict[str, list[str]],
+    *,
+    contrast: tuple[str, str],
+    inter_gene_cor: float | None = 0.01,
+) -> pd.DataFrame:
     """Competitive gene-set test accounting for inter-gene correlation (limma's ``camera``).
 
     Parameters
@@ -109,8 +115,9 @@ def camera(matrix: pd.DataFrame, groups: pd.Series, gene_sets: dict[str, list[st
     return table.sort_values("PValue", kind="stable")
 
 
-def set_scores(matrix: pd.DataFrame, gene_sets: dict[str, list[str]], *, strata: pd.Series | None = None,
-               min_size: int = 1) -> pd.DataFrame:
+def set_scores(
+    matrix: pd.DataFrame, gene_sets: dict[str, list[str]], *, strata: pd.Series | None = None, min_size: int = 1
+) -> pd.DataFrame:
     """Per-run score of each set: the mean z-score of its measured members.
 
     Each feature is z-scored across the runs of its stratum (e.g. the runs of one cell type, so a

@@ -24,8 +24,10 @@ def _format(path: Path, fmt: str) -> str:
     cols = _columns(path)
     if {"Run", "Protein.Group", "Precursor.Id"} <= set(cols):
         return "diann"
-    raise DVPError(f"{path}: cannot tell the search engine from its columns ({', '.join(cols[:8])} ...); "
-                   "supported: DIA-NN main report (.parquet or .tsv)")
+    raise DVPError(
+        f"{path}: cannot tell the search engine from its columns ({', '.join(cols[:8])} ...); "
+        "supported: DIA-NN main report (.parquet or .tsv)"
+    )
 
 
 def _columns(path: Path) -> list[str]:
@@ -58,8 +60,9 @@ def report_runs(path: str | Path, *, fmt: str = "auto") -> set[str]:
     return set(_read_columns(path, ["Run"])["Run"].astype(str).unique())
 
 
-def read_diann(path: str | Path, *, quantity: str = "Precursor.Normalised", precursor_q: float = 0.01,
-               protein_q: float = 0.01) -> pd.DataFrame:
+def read_diann(
+    path: str | Path, *, quantity: str = "Precursor.Normalised", precursor_q: float = 0.01, protein_q: float = 0.01
+) -> pd.DataFrame:
     """Read a DIA-NN main report into the pipeline's precursor long table.
 
     Keeps rows with run-specific ``Q.Value <= precursor_q`` and ``PG.Q.Value <= protein_q``, drops
@@ -85,18 +88,22 @@ def read_diann(path: str | Path, *, quantity: str = "Precursor.Normalised", prec
     keep = (raw["Q.Value"] <= precursor_q) & (raw["PG.Q.Value"] <= protein_q) & (intensity > 0)
     if "Decoy" in raw:
         keep &= raw["Decoy"].fillna(0) == 0
-    table = pd.DataFrame({
-        "run": raw["Run"].astype(str),
-        "protein": raw["Protein.Group"].astype(str),
-        "genes": raw["Genes"].fillna("").astype(str),
-        "precursor": raw["Precursor.Id"].astype(str),
-        "intensity": intensity,
-        "q_value": raw["Q.Value"],
-        "pg_q_value": raw["PG.Q.Value"],
-    })[keep.to_numpy()]
+    table = pd.DataFrame(
+        {
+            "run": raw["Run"].astype(str),
+            "protein": raw["Protein.Group"].astype(str),
+            "genes": raw["Genes"].fillna("").astype(str),
+            "precursor": raw["Precursor.Id"].astype(str),
+            "intensity": intensity,
+            "q_value": raw["Q.Value"],
+            "pg_q_value": raw["PG.Q.Value"],
+        }
+    )[keep.to_numpy()]
     if table.empty:
-        raise DVPError(f"{path}: no precursor passes the filters (Q.Value <= {precursor_q}, "
-                       f"PG.Q.Value <= {protein_q}, {quantity} > 0)")
+        raise DVPError(
+            f"{path}: no precursor passes the filters (Q.Value <= {precursor_q}, "
+            f"PG.Q.Value <= {protein_q}, {quantity} > 0)"
+        )
     return table.reset_index(drop=True)
 
 
@@ -171,8 +178,14 @@ def _solve_component(x: np.ndarray, ratio: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(system, rhs, rcond=None)[0][:n]
 
 
-def maxlfq(data: pd.DataFrame, *, protein: str = "protein", ion: str = "ion", sample: str = "sample",
-           intensity: str = "intensity") -> pd.DataFrame:
+def maxlfq(
+    data: pd.DataFrame,
+    *,
+    protein: str = "protein",
+    ion: str = "ion",
+    sample: str = "sample",
+    intensity: str = "intensity",
+) -> pd.DataFrame:
     """MaxLFQ protein abundances from a long table of ion intensities.
 
     Parameters
@@ -221,10 +234,12 @@ def quant_qc(precursors: pd.DataFrame, proteins: pd.DataFrame) -> pd.DataFrame:
     """
     runs = proteins.columns
     counts = precursors.groupby("run")["precursor"].nunique().reindex(runs).fillna(0).astype(int)
-    return pd.DataFrame({
-        "run": runs,
-        "precursors": counts.to_numpy(),
-        "proteins": proteins.notna().sum().to_numpy(),
-        "missing_fraction": proteins.isna().mean().to_numpy().round(4),
-        "median_log2": proteins.median().to_numpy().round(4),
-    })
+    return pd.DataFrame(
+        {
+            "run": runs,
+            "precursors": counts.to_numpy(),
+            "proteins": proteins.notna().sum().to_numpy(),
+            "missing_fraction": proteins.isna().mean().to_numpy().round(4),
+            "median_log2": proteins.median().to_numpy().round(4),
+        }
+    )

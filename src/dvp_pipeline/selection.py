@@ -49,8 +49,7 @@ def type_colors(cell_types: Sequence[str]) -> dict[str, tuple[int, int, int]]:
 
     palette = colormaps["tab10"].colors
     return {
-        name: tuple(int(round(255 * c)) for c in palette[i % len(palette)][:3])
-        for i, name in enumerate(cell_types)
+        name: tuple(int(round(255 * c)) for c in palette[i % len(palette)][:3]) for i, name in enumerate(cell_types)
     }
 
 
@@ -172,9 +171,7 @@ def cell_outlines(
     """
     labels = np.asarray(labels)
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
-        raise DVPError(
-            f"labels: expected a 2-D integer label image, got {labels.dtype} of shape {labels.shape}"
-        )
+        raise DVPError(f"labels: expected a 2-D integer label image, got {labels.dtype} of shape {labels.shape}")
     if dilation_px < 0 or simplify_px < 0:
         raise DVPError(f"dilation_px and simplify_px must be >= 0, got {dilation_px} and {simplify_px}")
     ids = [int(i) for i in cell_ids]
@@ -318,9 +315,7 @@ def preview(
 
     image = np.asarray(image)
     if image.ndim not in (2, 3) or 0 in image.shape:
-        raise DVPError(
-            f"preview: expected an image of shape (y, x), (y, x, 3) or (c, y, x), got {image.shape}"
-        )
+        raise DVPError(f"preview: expected an image of shape (y, x), (y, x, 3) or (c, y, x), got {image.shape}")
     rgb = image.ndim == 3 and image.shape[-1] == 3
     height, width = image.shape[:2] if rgb else image.shape[-2:]
     step = max(1, int(np.ceil(max(height, width) / max_size)))
@@ -344,13 +339,9 @@ def preview(
     for cell_type, group in selection.groupby("cell_type", sort=False):
         rgb_color = np.asarray(colors.get(cell_type, (128, 128, 128)), dtype=float) / 255
         rings = [outlines[int(i)] for i in group["cell_id"] if int(i) in outlines]
-        ax.add_collection(
-            PolyCollection(rings, closed=True, facecolors="none", edgecolors=[rgb_color], linewidths=0.8)
-        )
+        ax.add_collection(PolyCollection(rings, closed=True, facecolors="none", edgecolors=[rgb_color], linewidths=0.8))
         wells = ", ".join(dict.fromkeys(group["well"].astype(str)))
-        handles.append(
-            Line2D([], [], color=rgb_color, lw=2, label=f"{cell_type}: {len(group)} cells, well {wells}")
-        )
+        handles.append(Line2D([], [], color=rgb_color, lw=2, label=f"{cell_type}: {len(group)} cells, well {wells}"))
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.set_xlabel("x (pixels)")

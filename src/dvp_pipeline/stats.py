@@ -162,8 +162,14 @@ def bh_adjust(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def moderated_ttest(matrix: pd.DataFrame, groups: pd.Series, *, contrast: tuple[str, str],
-                    covariates: pd.DataFrame | None = None, proportion: float = 0.01) -> pd.DataFrame:
+def moderated_ttest(
+    matrix: pd.DataFrame,
+    groups: pd.Series,
+    *,
+    contrast: tuple[str, str],
+    covariates: pd.DataFrame | None = None,
+    proportion: float = 0.01,
+) -> pd.DataFrame:
     """limma's moderated t-test of one contrast between two groups.
 
     Parameters
@@ -193,7 +199,9 @@ def moderated_ttest(matrix: pd.DataFrame, groups: pd.Series, *, contrast: tuple[
     groups = groups.loc[samples].astype(str)
     for g in (num, den):
         if g not in set(groups):
-            raise DVPError(f"moderated_ttest: contrast group '{g}' has no samples (groups: {', '.join(sorted(set(groups)))})")
+            raise DVPError(
+                f"moderated_ttest: contrast group '{g}' has no samples (groups: {', '.join(sorted(set(groups)))})"
+            )
     design = design_matrix(groups, covariates=covariates)
     x = design.to_numpy()
     if np.linalg.matrix_rank(x) < x.shape[1]:
@@ -234,8 +242,10 @@ def moderated_ttest(matrix: pd.DataFrame, groups: pd.Series, *, contrast: tuple[
     with warnings.catch_warnings():  # an all-missing row has no mean, as in limma
         warnings.simplefilter("ignore", RuntimeWarning)
         ave = np.nanmean(y, axis=1)
-    result = pd.DataFrame({"logFC": coef_c, "AveExpr": ave, "t": t, "P.Value": pval,
-                           "adj.P.Val": bh_adjust(pval), "B": b}, index=matrix.index)
+    result = pd.DataFrame(
+        {"logFC": coef_c, "AveExpr": ave, "t": t, "P.Value": pval, "adj.P.Val": bh_adjust(pval), "B": b},
+        index=matrix.index,
+    )
     result.attrs.update({"s2.prior": var_prior, "df.prior": df_prior})
     return result
 

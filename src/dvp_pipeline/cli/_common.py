@@ -15,9 +15,13 @@ from dvp_pipeline.errors import DVPError
 
 def add_options_argument(parser: argparse.ArgumentParser, section: str) -> None:
     """Add ``--options`` and list the section's keys, defaults and meanings in the help epilog."""
-    parser.add_argument("--options", default="{}", metavar="JSON",
-                        help=f"the '{section}' section of config.yaml as JSON, or @FILE (JSON or YAML); "
-                             "missing keys take their defaults (listed below)")
+    parser.add_argument(
+        "--options",
+        default="{}",
+        metavar="JSON",
+        help=f"the '{section}' section of config.yaml as JSON, or @FILE (JSON or YAML); "
+        "missing keys take their defaults (listed below)",
+    )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (parser.epilog or "") + f"\n\noptions ('{section}' section of config.yaml):\n" + describe(section)
 
@@ -32,23 +36,22 @@ def describe(section: str) -> str:
         if spec.get("description"):
             lines.append(f"      {spec['description']}")
         for sub, sspec in spec.get("properties", {}).items():
-            lines.append(f"  {key}.{sub} = {json.dumps(sspec.get('default'))}"
-                         + (f"  ({sspec['description']})" if sspec.get("description") else ""))
+            lines.append(
+                f"  {key}.{sub} = {json.dumps(sspec.get('default'))}"
+                + (f"  ({sspec['description']})" if sspec.get("description") else "")
+            )
     return "\n".join(lines)
 
 
-def load_options(args: argparse.Namespace, section: str, *, fixed: dict | None = None) -> dict:
-    """The stage's options: ``--options`` parsed (JSON text or @file), validated, defaults filled.
-
-    ``fixed`` sets keys given as their own command-line arguments (they win over ``--options``).
-    """
-    text = args.options or "{}"
+def parse_options(text: str | None) -> tuple[dict, str]:
+    """``--options`` text (JSON or YAML, or @FILE) as a mapping, and where it came from (for messages)."""
+    text = text or "{}"
     source = "--options"
     if text.startswith("@"):
         path = Path(text[1:])
         if not path.is_file():
             raise DVPError(f"--options: file {path} not found")
-        source, text = str(path), path.read_text()
+        source, text = str(path), path.read_text(encoding="utf-8")
     try:
         options = yaml.safe_load(text)  # YAML is a superset of JSON
     except yaml.YAMLError as err:
@@ -57,6 +60,15 @@ def load_options(args: argparse.Namespace, section: str, *, fixed: dict | None =
         options = {}
     if not isinstance(options, dict):
         raise DVPError(f"{source}: expected a mapping of option names to values")
+    return options, source
+
+
+def load_options(args: argparse.Namespace, section: str, *, fixed: dict | None = None) -> dict:
+    """The stage's options: ``--options`` parsed, validated, defaults filled.
+
+    ``fixed`` sets keys given as their own command-line arguments (they win over ``--options``).
+    """
+    options, source = parse_options(args.options)
     options.update({k: v for k, v in (fixed or {}).items() if v is not None})
     return section_options(options, section, source=source)
 

@@ -15,12 +15,14 @@ STARTER = ["config.yaml", "samples.tsv", "runs.tsv"]
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "init", help="write a starter config/ for a new project",
+        "init",
+        help="write a starter config/ for a new project",
         description="Create DIR/config/ with config.yaml (every option, commented), samples.tsv and runs.tsv. "
-                    "Edit them for your data: one row per tissue section in samples.tsv, one row per MS run "
-                    "(cell type x sample) in runs.tsv, the search-engine report path under quantify.report. "
-                    "With --demo the synthetic demo cohort is generated into DIR/data/sample so that "
-                    "`dvp run --directory DIR` works at once.")
+        "Edit them for your data: one row per tissue section in samples.tsv, one row per MS run "
+        "(cell type x sample) in runs.tsv, the search-engine report path under quantify.report. "
+        "With --demo the synthetic demo cohort is generated into DIR/data/sample so that "
+        "`dvp run --directory DIR` works at once.",
+    )
     p.add_argument("directory", help="project folder (created if needed)")
     p.add_argument("--demo", action="store_true", help="also generate the demo cohort into DIR/data/sample")
     p.add_argument("--force", action="store_true", help="overwrite an existing config/")

@@ -14,13 +14,15 @@ log = logging.getLogger("dvp.quantify")
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "quantify", help="MS report -> protein x run matrix (MaxLFQ)",
+        "quantify",
+        help="MS report -> protein x run matrix (MaxLFQ)",
         description="Read a DIA-NN main report (.parquet or .tsv; only the needed columns), keep precursors "
-                    "passing the run-specific q-value filters, and compute MaxLFQ protein abundances (log2) "
-                    "for the runs of the runs sheet.",
+        "passing the run-specific q-value filters, and compute MaxLFQ protein abundances (log2) "
+        "for the runs of the runs sheet.",
         epilog="outputs:\n  --precursors  filtered long table (run, protein, genes, precursor, intensity, q-values)\n"
-               "  --proteins    TSV: protein, genes, then one log2 column per run (NA = not quantified)\n"
-               "  --qc          TSV: run, sample, cell_type, precursors, proteins, missing_fraction, median_log2")
+        "  --proteins    TSV: protein, genes, then one log2 column per run (NA = not quantified)\n"
+        "  --qc          TSV: run, sample, cell_type, precursors, proteins, missing_fraction, median_log2",
+    )
     p.add_argument("report", help="search-engine output (DIA-NN main report)")
     p.add_argument("--samples", required=True, help="samples sheet (TSV)")
     p.add_argument("--runs", required=True, help="runs sheet (TSV); only its runs are quantified, in its order")
@@ -34,8 +36,12 @@ def add_parser(sub) -> None:
 def run(args) -> None:
     options = load_options(args, "quantify", fixed={"report": args.report})
     samples, runs = read_design(args.samples, args.runs)
-    precursors = read_diann(options["report"], quantity=options["quantity"],
-                            precursor_q=options["precursor_q"], protein_q=options["protein_q"])
+    precursors = read_diann(
+        options["report"],
+        quantity=options["quantity"],
+        precursor_q=options["precursor_q"],
+        protein_q=options["protein_q"],
+    )
     wanted = list(runs["run"])
     precursors = precursors[precursors["run"].isin(wanted)]
     absent = [r for r in wanted if r not in set(precursors["run"])]
@@ -44,8 +50,12 @@ def run(args) -> None:
     n_prec = precursors.groupby("protein")["precursor"].nunique()
     keep = n_prec.index[n_prec >= options["min_precursors"]]
     precursors = precursors[precursors["protein"].isin(keep)]
-    log.info("%d precursors of %d protein groups in %d runs pass the filters",
-             precursors["precursor"].nunique(), len(keep), len(wanted))
+    log.info(
+        "%d precursors of %d protein groups in %d runs pass the filters",
+        precursors["precursor"].nunique(),
+        len(keep),
+        len(wanted),
+    )
     proteins = maxlfq(precursors, protein="protein", ion="precursor", sample="run", intensity="intensity")
     proteins = proteins.reindex(columns=wanted)
     genes = precursors.drop_duplicates("protein").set_index("protein")["genes"]

@@ -110,9 +110,7 @@ def run(args) -> None:
     if "sample" in cells.columns:
         others = sorted(set(cells["sample"].astype(str)) - {args.sample})
         if others:
-            raise DVPError(
-                f"{args.cells}: rows of other samples {others[:5]} in the table for sample {args.sample}"
-            )
+            raise DVPError(f"{args.cells}: rows of other samples {others[:5]} in the table for sample {args.sample}")
 
     labels_path = Path(args.labels)
     if not labels_path.is_file():
@@ -123,9 +121,7 @@ def run(args) -> None:
         raise DVPError(f"{labels_path}: cannot read label image ({err})") from err
     labels = np.squeeze(labels)
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
-        raise DVPError(
-            f"{labels_path}: expected a 2-D integer label image, got {labels.dtype} {labels.shape}"
-        )
+        raise DVPError(f"{labels_path}: expected a 2-D integer label image, got {labels.dtype} {labels.shape}")
 
     image, image_pixel_size = None, None
     if args.image:
@@ -133,9 +129,7 @@ def run(args) -> None:
 
         image, _names, image_pixel_size = read_image(args.image)
         if image.shape[-2:] != labels.shape:
-            raise DVPError(
-                f"{args.image}: image is {image.shape[-2:]} (y, x) but {labels_path} is {labels.shape}"
-            )
+            raise DVPError(f"{args.image}: image is {image.shape[-2:]} (y, x) but {labels_path} is {labels.shape}")
     pixel_size = _pixel_size(args, cells, image_pixel_size)
 
     cell_types = options.get("cell_types")
@@ -184,9 +178,7 @@ def run(args) -> None:
     colors = type_colors(cell_types)
     geojson = to_geojson(outlines, chosen.assign(sample=args.sample), colors=colors)
     backdrop = image if image is not None else (labels > 0).astype(np.float32)
-    figure = preview(
-        backdrop, outlines, chosen, colors=colors, title=f"{args.sample}: cells selected for LMD"
-    )
+    figure = preview(backdrop, outlines, chosen, colors=colors, title=f"{args.sample}: cells selected for LMD")
 
     with io.atomic_output(args.xml) as tmp:
         tmp.write_bytes(collection.to_xml())

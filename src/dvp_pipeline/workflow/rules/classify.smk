@@ -13,5 +13,5 @@ rule classify:
         mem_mb=mem_mb(10),
         runtime=10,
     shell:
-        "{DVP} classify {input.cells:q} --out {output.cells:q} --thresholds {output.thresholds:q} "
+        "dvp classify {input.cells:q} --out {output.cells:q} --thresholds {output.thresholds:q} "
         "--options {params.options:q} 2> {log:q}"

@@ -1,9 +1,7 @@
 import json
 import re
-import sys
+import os
 
-# The same interpreter that parsed this workflow runs each stage, so jobs never pick up another install.
-DVP = f'"{sys.executable}" -m dvp_pipeline'
 SAMPLES = list(PROJECT.samples["sample"])
 CELL_TYPES = PROJECT.cell_types
 CONTRASTS = PROJECT.contrast_names()
@@ -46,3 +44,16 @@ def all_outputs():
     outs = [f"{RESULTS}/reports/{s}.html" for s in SAMPLES]
     outs.append(f"{RESULTS}/reports/cohort.html")
     return outs
+
+
+def report_options():
+    """The report section plus the highlighted sets of the pathways section."""
+    return json.dumps({**PROJECT.config["report"], "highlight": PROJECT.config["pathways"]["highlight"]}, sort_keys=True)
+
+
+def stage_folder(output, depth=2):
+    """The folder a multi-file stage writes into, derived from its first output file."""
+    path = output[0]
+    for _ in range(depth):
+        path = os.path.dirname(path)
+    return path

@@ -7,7 +7,7 @@ rule differential:
         expand(f"{RESULTS}/cohort/differential/{{cell_type}}/{{contrast}}.tsv", cell_type=CELL_TYPES, contrast=CONTRASTS),
     params:
         options=options("differential"),
-        outdir=f"{RESULTS}/cohort/differential",
+        outdir=lambda wildcards, output: stage_folder(output),
     log:
         "logs/differential.log",
     threads: 1
@@ -15,5 +15,5 @@ rule differential:
         mem_mb=mem_mb(20, base=1000),
         runtime=30,
     shell:
-        "{DVP} differential {input.proteins:q} --samples {input.samples:q} --runs {input.runs:q} "
+        "dvp differential {input.proteins:q} --samples {input.samples:q} --runs {input.runs:q} "
         "--outdir {params.outdir:q} --options {params.options:q} 2> {log:q}"

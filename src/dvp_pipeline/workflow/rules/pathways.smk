@@ -9,7 +9,7 @@ rule pathways:
     params:
         options=options("pathways"),
         differential=options("differential"),
-        outdir=f"{RESULTS}/cohort/pathways",
+        outdir=lambda wildcards, output: stage_folder(output),
     log:
         "logs/pathways.log",
     threads: 1
@@ -17,6 +17,6 @@ rule pathways:
         mem_mb=mem_mb(20, base=1000),
         runtime=30,
     shell:
-        "{DVP} pathways {input.proteins:q} --samples {input.samples:q} --runs {input.runs:q} "
+        "dvp pathways {input.proteins:q} --samples {input.samples:q} --runs {input.runs:q} "
         "--outdir {params.outdir:q} --scores {output.scores:q} --differential-options {params.differential:q} "
         "--options {params.options:q} 2> {log:q}"

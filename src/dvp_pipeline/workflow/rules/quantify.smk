@@ -18,6 +18,6 @@ rule quantify:
         mem_mb=mem_mb(15, base=1000),
         runtime=60,
     shell:
-        "{DVP} quantify {input.report:q} --samples {input.samples:q} --runs {input.runs:q} "
+        "dvp quantify {input.report:q} --samples {input.samples:q} --runs {input.runs:q} "
         "--precursors {output.precursors:q} --proteins {output.proteins:q} --qc {output.qc:q} "
         "--options {params.options:q} 2> {log:q}"

@@ -7,10 +7,6 @@ COHORT_TABLES = [
 ]
 
 
-def report_options():
-    return json.dumps({**PROJECT.config["report"], "highlight": PROJECT.config["pathways"]["highlight"]}, sort_keys=True)
-
-
 rule sample_report:
     input:
         f"{RESULTS}/{{sample}}/labels.tif",
@@ -25,6 +21,7 @@ rule sample_report:
         f"{RESULTS}/reports/{{sample}}.html",
     params:
         options=report_options(),
+        results=lambda wildcards, output: stage_folder(output),
     log:
         "logs/report/{sample}.log",
     threads: 1
@@ -32,7 +29,7 @@ rule sample_report:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{DVP} report sample --sample {wildcards.sample} --results {RESULTS} --samples {input.samples:q} "
+        "dvp report sample --sample {wildcards.sample} --results {params.results} --samples {input.samples:q} "
         "--runs {input.runs:q} --out {output:q} --options {params.options:q} 2> {log:q}"
 
 
@@ -45,6 +42,7 @@ rule cohort_report:
         f"{RESULTS}/reports/cohort.html",
     params:
         options=report_options(),
+        results=lambda wildcards, output: stage_folder(output),
     log:
         "logs/report/cohort.log",
     threads: 1
@@ -52,5 +50,5 @@ rule cohort_report:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{DVP} report cohort --results {RESULTS} --samples {input.samples:q} --runs {input.runs:q} "
+        "dvp report cohort --results {params.results} --samples {input.samples:q} --runs {input.runs:q} "
         "--out {output:q} --options {params.options:q} 2> {log:q}"

@@ -16,5 +16,5 @@ rule segment:
         mem_mb=mem_mb(30),
         runtime=30,
     shell:
-        "{DVP} segment {input.image:q} --sample {wildcards.sample} --labels {output.labels:q} "
+        "dvp segment {input.image:q} --sample {wildcards.sample} --labels {output.labels:q} "
         "--cells {output.cells:q} {params.extra} --options {params.options:q} 2> {log:q}"

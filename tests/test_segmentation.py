@@ -1,0 +1,231 @@
+import argparse
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from skimage.draw import disk
+
+from dvp_pipeline.cli import segment as segment_cli
+from dvp_pipeline.errors import DVPError
+from dvp_pipeline.segmentation import match_labels, segment
+
+PIXEL_UM = 0.5
+
+
+def planted_nuclei(n=40, shape=(256, 256), seed=0):
+    """Separated disks of 5.5-8 px radius (5.5-8 um diameter at 0.5 um), varied brightness, noise."""
+    rng = np.random.default_rng(seed)
+    truth = np.zeros(shape, np.int32)
+    image = np.zeros(shape, np.float32)
+    label = 0
+    for _ in range(5000):
+        if label == n:
+            break
+        radius = rng.uniform(5.5, 8)
+        center = rng.uniform(radius + 2, np.array(shape) - radius - 2)
+        if truth[disk(center, radius + 3, shape=shape)].any():
+            continue
+        label += 1
+        rr, cc = disk(center, radius, shape=shape)
+        truth[rr, cc] = label
+        image[rr, cc] = rng.uniform(600, 1500)
+    image += rng.normal(100, 40, shape).astype(np.float32)
+    return image, truth
+
+
+def test_finds_planted_nuclei():
+    image, truth = planted_nuclei()
+    labels = segment(image, pixel_size_um=PIXEL_UM, cell_expansion_um=0)
+    scores = match_labels(labels, truth, iou_threshold=0.5)
+    assert scores["f1"] >= 0.9
+    assert abs(int(labels.max()) - int(truth.max())) <= 2
+
+
+def test_touching_nuclei_are_split():
+    truth = np.zeros((60, 90), np.int32)
+    truth[disk((30, 30), 10)] = 1
+    truth[disk((30, 48), 10)] = 2  # overlapping disks: one blob with a waist
+    image = np.where(truth > 0, 1000.0, 50.0)
+    labels = segment(image, pixel_size_um=PIXEL_UM, nucleus_diameter_um=10, cell_expansion_um=0)
+    assert labels.max() == 2
+    assert match_labels(labels, truth)["true_positives"] == 2
+
+
+def test_two_d_input_shape_dtype_and_sequential_labels():
+    image, _ = planted_nuclei(n=10, shape=(128, 160))
+    labels = segment(image, pixel_size_um=PIXEL_UM)
+    assert labels.shape == (128, 160)
+    assert labels.dtype == np.uint32
+    np.testing.assert_array_equal(np.unique(labels), np.arange(labels.max() + 1))
+    np.testing.assert_array_equal(segment(image[np.newaxis], pixel_size_um=PIXEL_UM), labels)
+
+
+def test_nuclear_channel_option_picks_the_channel():
+    image, truth = planted_nuclei(n=10, shape=(128, 128))
+    noise = np.random.default_rng(1).normal(100, 40, image.shape)
+    stack = np.stack([noise, image])
+    labels = segment(stack, pixel_size_um=PIXEL_UM, nuclear_channel=1, cell_expansion_um=0)
+    assert match_labels(labels, truth)["f1"] >= 0.9
+
+
+def test_cells_grow_from_nuclei_without_merging():
+    image, truth = planted_nuclei(n=15, shape=(160, 160))
+    nuclei = segment(image, pixel_size_um=PIXEL_UM, cell_expansion_um=0)
+    cells = segment(image, pixel_size_um=PIXEL_UM, cell_expansion_um=3.0)
+    assert cells.max() == nuclei.max()
+    assert np.count_nonzero(cells) > np.count_nonzero(nuclei)
+    # Every nucleus pixel keeps its label, so cells contain their nuclei.
+    inside = nuclei > 0
+    np.testing.assert_array_equal(cells[inside], nuclei[inside])
+
+
+def test_small_debris_removed():
+    image = np.zeros((80, 80))
+    image[disk((40, 40), 8)] = 1000  # ~200 px = 50 um2
+    image[10:12, 10:12] = 1000  # 4 px = 1 um2, below min_nucleus_area_um2
+    labels = segment(image, pixel_size_um=PIXEL_UM, smoothing_sigma_um=0, cell_expansion_um=0)
+    assert labels.max() == 1
+    assert labels[40, 40] == 1 and labels[10, 10] == 0
+
+
+def test_blank_image_has_no_cells():
+    labels = segment(np.zeros((40, 50), np.uint16))
+    assert labels.shape == (40, 50) and labels.max() == 0
+
+
+def test_unknown_method_and_option():
+    image = np.zeros((10, 10))
+    with pytest.raises(DVPError, match="classical, cellpose"):
+        segment(image, method="stardist")
+    with pytest.raises(DVPError, match="nucleus_diamter_um"):
+        segment(image, nucleus_diamter_um=7)
+    with pytest.raises(DVPError, match="nuclear_channel 2"):
+        segment(np.zeros((2, 10, 10)), nuclear_channel=2)
+
+
+def test_cellpose_missing_tells_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cellpose", None)  # makes `import cellpose` fail
+    with pytest.raises(DVPError, match=r"pip install 'dvp-pipeline\[cellpose\]'"):
+        segment(np.zeros((10, 10)), method="cellpose")
+
+
+def test_match_labels_counts():
+    truth = np.zeros((20, 20), np.int32)
+    truth[0:5, 0:5] = 1  # 25 px, found exactly
+    truth[10:15, 10:15] = 2  # 25 px, found at IoU 15/25 = 0.6
+    truth[0:4, 15:19] = 7  # missed
+    predicted = np.zeros_like(truth)
+    predicted[0:5, 0:5] = 3
+    predicted[10:15, 12:15] = 9  # 15 px inside truth 2
+    predicted[15:20, 0:5] = 4  # false positive
+    scores = match_labels(predicted, truth)
+    assert (scores["true_positives"], scores["false_positives"], scores["false_negatives"]) == (2, 1, 1)
+    assert scores["precision"] == pytest.approx(2 / 3)
+    assert scores["recall"] == pytest.approx(2 / 3)
+    assert scores["f1"] == pytest.approx(2 / 3)
+    matches = scores["matches"].sort_values("truth")
+    assert matches["predicted"].tolist() == [3, 9]
+    assert matches["iou"].tolist() == pytest.approx([1.0, 0.6])
+    # At a stricter threshold the partial overlap no longer counts.
+    assert match_labels(predicted, truth, iou_threshold=0.7)["true_positives"] == 1
+
+
+def test_match_labels_is_one_to_one():
+    truth = np.zeros((10, 20), np.int32)
+    truth[:, :10] = 1
+    truth[:, 10:] = 2
+    predicted = np.ones_like(truth)  # one object over both: IoU 0.5 with each
+    scores = match_labels(predicted, truth, iou_threshold=0.4)
+    assert (scores["true_positives"], scores["false_positives"], scores["false_negatives"]) == (1, 0, 1)
+
+
+def test_match_labels_empty_and_shape_mismatch():
+    empty = np.zeros((5, 5), np.int32)
+    assert match_labels(empty, empty)["f1"] == 1.0
+    with pytest.raises(DVPError, match="differ in shape"):
+        match_labels(empty, np.zeros((5, 6), np.int32))
+
+
+def _cli(argv):
+    parser = argparse.ArgumentParser()
+    segment_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+def test_cli_writes_labels_and_cells(tmp_path):
+    nuclear, truth = planted_nuclei(n=12, shape=(128, 128))
+    marker = np.where(truth % 2 == 1, 800.0, 20.0).astype(np.float32)  # odd nuclei marker-positive
+    path = tmp_path / "S1.ome.tif"
+    tifffile.imwrite(
+        path,
+        np.clip(np.stack([nuclear, marker]), 0, None).astype(np.uint16),  # noise must not wrap around
+        ome=True,
+        metadata={"axes": "CYX", "Channel": {"Name": ["DAPI", "KRT14"]}, "PhysicalSizeX": 0.5},
+    )
+    out_labels, out_cells = tmp_path / "out" / "labels.tif", tmp_path / "out" / "cells.parquet"
+    _cli(
+        [
+            "segment",
+            str(path),
+            "--sample",
+            "S1",
+            "--labels",
+            str(out_labels),
+            "--cells",
+            str(out_cells),
+            "--nuclear-channel",
+            "DAPI",
+            "--options",
+            '{"classical": {"cell_expansion_um": 1.0}}',
+        ]
+    )
+
+    labels = tifffile.imread(out_labels)
+    assert labels.dtype == np.uint32 and labels.shape == (128, 128)
+    cells = pd.read_parquet(out_cells)
+    assert len(cells) == labels.max() >= 11
+    assert set(cells["sample"]) == {"S1"}
+    assert {"mean_DAPI", "mean_KRT14", "area_um2", "centroid_x_um"} <= set(cells.columns)
+    assert cells["area_um2"].to_numpy() == pytest.approx(cells["area"].to_numpy() * 0.25)
+    assert sorted(p.name for p in out_labels.parent.iterdir()) == ["cells.parquet", "labels.tif"]
+
+
+def test_cli_needs_a_pixel_size(tmp_path):
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, planted_nuclei(n=3, shape=(64, 64))[0].astype(np.uint16))
+    with pytest.raises(DVPError, match="--pixel-size"):
+        _cli(
+            [
+                "segment",
+                str(path),
+                "--sample",
+                "S",
+                "--labels",
+                str(tmp_path / "l.tif"),
+                "--cells",
+                str(tmp_path / "c.parquet"),
+            ]
+        )
+    assert not (tmp_path / "l.tif").exists()
+    with pytest.raises(DVPError, match="'DAPI' is not a channel; channels are CH1"):
+        _cli(
+            [
+                "segment",
+                str(path),
+                "--sample",
+                "S",
+                "--labels",
+                str(tmp_path / "l.tif"),
+                "--cells",
+                str(tmp_path / "c.parquet"),
+                "--pixel-size",
+                "0.5",
+                "--channels",
+                "CH1",
+                "--nuclear-channel",
+                "DAPI",
+            ]
+        )
