@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from dvp_pipeline.errors import DVPError
 
@@ -222,7 +223,10 @@ def maxlfq(
     starts = np.flatnonzero(np.r_[True, proteins[1:] != proteins[:-1]])
     ends = np.r_[starts[1:], len(proteins)]
     matrix = wide.to_numpy()
-    out = np.vstack([_maxlfq_protein(matrix[s:e]) for s, e in zip(starts, ends, strict=True)])
+    bounds = tqdm(
+        zip(starts, ends, strict=True), total=len(starts), desc="MaxLFQ", unit=" proteins", disable=None, mininterval=2
+    )  # shown on a terminal only, not in job logs
+    out = np.vstack([_maxlfq_protein(matrix[s:e]) for s, e in bounds])
     return pd.DataFrame(out, index=pd.Index(proteins[starts], name=protein), columns=samples)
 
 

@@ -179,7 +179,8 @@ def figure_to_base64(fig: Figure, *, dpi: int = 100) -> str:
     Large renderings (image composites) are stored with a 256-colour palette to keep pages small.
     """
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, facecolor=fig.get_facecolor())
+    # "tight" keeps legends placed outside the axes (constrained layout ignores add_artist legends).
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor=fig.get_facecolor(), bbox_inches="tight")
     return base64.b64encode(_compact_png(buffer.getvalue())).decode("ascii")
 
 

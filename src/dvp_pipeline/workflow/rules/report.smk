@@ -22,6 +22,7 @@ rule sample_report:
     params:
         options=report_options(),
         results=lambda wildcards, output: stage_folder(output),
+        config=workflow.configfiles[-1],
     log:
         "logs/report/{sample}.log",
     threads: 1
@@ -30,7 +31,7 @@ rule sample_report:
         runtime=10,
     shell:
         "dvp report sample --sample {wildcards.sample} --results {params.results} --samples {input.samples:q} "
-        "--runs {input.runs:q} --out {output:q} --options {params.options:q} 2> {log:q}"
+        "--runs {input.runs:q} --out {output:q} --config {params.config:q} --options {params.options:q} 2> {log:q}"
 
 
 rule cohort_report:
@@ -43,6 +44,7 @@ rule cohort_report:
     params:
         options=report_options(),
         results=lambda wildcards, output: stage_folder(output),
+        config=workflow.configfiles[-1],
     log:
         "logs/report/cohort.log",
     threads: 1
@@ -51,4 +53,4 @@ rule cohort_report:
         runtime=10,
     shell:
         "dvp report cohort --results {params.results} --samples {input.samples:q} --runs {input.runs:q} "
-        "--out {output:q} --options {params.options:q} 2> {log:q}"
+        "--out {output:q} --config {params.config:q} --options {params.options:q} 2> {log:q}"
