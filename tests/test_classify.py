@@ -141,3 +141,112 @@ def test_cli_writes_classified_cells_and_thresholds(tmp_path):
     table = pd.read_csv(tmp_path / "out" / "thresholds.tsv", sep="\t")
     assert table.columns[:4].tolist() == ["sample", "marker", "threshold", "method"]
     assert set(table["method"]) == {"gmm"}
+
+
+def _annotated_population(seed=0, n=300):
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(["keratinocyte", "cd8_t_cell", "macrophage"], size=n)
+    cells = pd.DataFrame(
+        {
+            "sample": "S1",
+            "cell_id": np.arange(1, n + 1),
+            "mean_KRT14": np.where(kinds == "keratinocyte", 900, 100) * rng.lognormal(0, 0.3, n),
+            "mean_CD8": np.where(kinds == "cd8_t_cell", 700, 120) * rng.lognormal(0, 0.3, n),
+            "mean_CD163": np.where(kinds == "macrophage", 800, 90) * rng.lognormal(0, 0.3, n),
+            "area_um2": rng.normal(60, 10, n),
+        }
+    )
+    return cells, kinds
+
+
+def test_supervised_training_cross_validation_and_safe_model():
+    from sklearn.ensemble import RandomForestClassifier
+
+    from dvp_pipeline.classify import _feature_matrix, load_model, predict_cell_types, save_model, train_classifier
+
+    cells, kinds = _annotated_population()
+    annotations = pd.DataFrame({"sample": "S1", "cell_id": cells["cell_id"][:200], "cell_type": kinds[:200]})
+    model, evaluation = train_classifier(cells, annotations, n_estimators=30)
+    assert evaluation["accuracy"] > 0.9
+    assert evaluation["n_cells"] == 200
+    confusion = evaluation["confusion"]
+    assert confusion.to_numpy().sum() == 200
+    assert sorted(confusion.index) == ["cd8_t_cell", "keratinocyte", "macrophage"]
+    assert np.trace(confusion.to_numpy()) == round(evaluation["accuracy"] * 200)
+
+    text = save_model(model)
+    assert text.lstrip().startswith("{")  # JSON, not a pickle
+    loaded = load_model(text)
+    predicted = predict_cell_types(cells, loaded)
+    held_out = predicted.iloc[200:]
+    assert (held_out["cell_type"].to_numpy() == kinds[200:]).mean() > 0.9
+    assert ((predicted["confidence"] > 0) & (predicted["confidence"] <= 1)).all()
+    # Our tree walk reproduces scikit-learn's forest on the same features.
+    x = _feature_matrix(cells, model["features"])
+    forest = RandomForestClassifier(n_estimators=30, random_state=0, n_jobs=1).fit(
+        _feature_matrix(cells.iloc[:200], model["features"]), kinds[:200]
+    )
+    assert np.allclose(forest.predict_proba(x), predicted[[f"p_{c}" for c in forest.classes_]].to_numpy(), atol=1e-5)
+
+
+def test_supervised_bad_inputs():
+    from dvp_pipeline.classify import load_model, train_classifier
+
+    cells, kinds = _annotated_population(n=40)
+    with pytest.raises(DVPError, match="not in the cells table"):
+        train_classifier(cells, pd.DataFrame({"sample": "S1", "cell_id": [1, 999], "cell_type": ["a", "b"]}))
+    with pytest.raises(DVPError, match="at least two cell types"):
+        train_classifier(cells, pd.DataFrame({"sample": "S1", "cell_id": [1, 2], "cell_type": ["a", "a"]}))
+    with pytest.raises(DVPError, match="more than once"):
+        train_classifier(cells, pd.DataFrame({"sample": "S1", "cell_id": [1, 1, 2], "cell_type": ["a", "b", "b"]}))
+    with pytest.raises(DVPError, match="not a dvp-pipeline classifier"):
+        load_model('{"format": "pickle"}')
+    with pytest.raises(DVPError, match="not a JSON"):
+        load_model("\x80\x04\x95 pickle bytes")
+
+
+def test_cli_train_and_classify_with_model(tmp_path):
+    from dvp_pipeline.cli import main
+
+    cells, kinds = _annotated_population()
+    cells.to_parquet(tmp_path / "cells.parquet")
+    pd.DataFrame({"sample": "S1", "cell_id": cells["cell_id"][:150], "cell_type": kinds[:150]}).to_csv(
+        tmp_path / "annotations.csv", index=False
+    )
+    code = main(
+        [
+            "train-classifier",
+            str(tmp_path / "cells.parquet"),
+            "--annotations",
+            str(tmp_path / "annotations.csv"),
+            "--model",
+            str(tmp_path / "model.json"),
+            "--confusion",
+            str(tmp_path / "confusion.tsv"),
+            "--summary",
+            str(tmp_path / "summary.json"),
+            "--options",
+            '{"supervised": {"n_estimators": 20}}',
+        ]
+    )
+    assert code == 0
+    confusion = pd.read_csv(tmp_path / "confusion.tsv", sep="\t", index_col=0)
+    assert confusion.to_numpy().sum() == 150
+    code = main(
+        [
+            "classify",
+            str(tmp_path / "cells.parquet"),
+            "--out",
+            str(tmp_path / "classified.parquet"),
+            "--thresholds",
+            str(tmp_path / "thresholds.tsv"),
+            "--model",
+            str(tmp_path / "model.json"),
+            "--anndata",
+            str(tmp_path / "cells.h5ad"),
+        ]
+    )
+    assert code == 0
+    classified = pd.read_parquet(tmp_path / "classified.parquet")
+    assert (classified["cell_type"].to_numpy()[150:] == kinds[150:]).mean() > 0.9
+    assert (tmp_path / "cells.h5ad").is_file()

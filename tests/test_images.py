@@ -5,7 +5,7 @@ import pytest
 import tifffile
 
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.images import read_image
+from dvp_pipeline.images import open_image, read_image, write_ome_zarr
 
 
 @pytest.fixture
@@ -125,3 +125,67 @@ def test_z_stack_is_rejected(tmp_path, stack):
     tifffile.imwrite(path, stack[:, np.newaxis].repeat(3, axis=1), ome=True, metadata={"axes": "CZYX"})
     with pytest.raises(DVPError, match=r"zstack\.ome\.tif: image has axes 'CZYX'"):
         read_image(path)
+
+
+def test_open_image_reads_regions_lazily(ome_file, stack):
+    with open_image(ome_file, channels=["CD8", "DAPI"]) as image:
+        assert image.shape == (2, 24, 32)
+        assert image.names == ["CD8", "DAPI"]
+        assert image.pixel_size_um == pytest.approx(0.5)
+        region = image.read(slice(3, 10), slice(20, 32))
+    assert (region == stack[[2, 0], 3:10, 20:32]).all()
+
+
+def test_pyramidal_ome_tiff_reads_full_resolution(tmp_path):
+    full = np.random.default_rng(1).integers(0, 4000, size=(2, 300, 260), dtype=np.uint16)
+    path = tmp_path / "pyramid.ome.tif"
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        meta = {"axes": "CYX", "Channel": {"Name": ["DAPI", "CD8"]}, "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25}
+        tif.write(full, subifds=1, tile=(128, 128), metadata=meta)
+        tif.write(full[:, ::2, ::2], subfiletype=1, tile=(128, 128))
+    with open_image(path) as image:
+        assert image.shape == (2, 300, 260)
+        assert (image.read() == full).all()
+        assert image.pixel_size_um == pytest.approx(0.25)
+    image, names, _ = read_image(path)
+    assert image.shape == (2, 300, 260) and names == ["DAPI", "CD8"]
+
+
+def test_ome_zarr(tmp_path, stack):
+    path = tmp_path / "sample.ome.zarr"
+    write_ome_zarr(path, stack, channel_names=["DAPI", "KRT14", "CD8", "CD163"], pixel_size_um=0.65, chunk=16)
+    with open_image(path, channels=["KRT14"]) as image:
+        assert image.shape == (1, 24, 32)
+        assert image.pixel_size_um == pytest.approx(0.65)
+        assert (image.read(slice(5, 20), slice(0, 17)) == stack[1:2, 5:20, 0:17]).all()
+    whole, names, _ = read_image(path)
+    assert (whole == stack).all() and names == ["DAPI", "KRT14", "CD8", "CD163"]
+    with pytest.raises(DVPError, match="PanCK"):
+        open_image(path, channels=["DAPI", "PanCK"])
+
+
+def test_folder_that_is_not_ome_zarr(tmp_path):
+    (tmp_path / "empty.zarr").mkdir()
+    with pytest.raises(DVPError, match="OME-Zarr"):
+        open_image(tmp_path / "empty.zarr")
+
+
+def test_plain_tiff_stack_lazily(tmp_path, stack):
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, stack, photometric="minisblack")
+    with open_image(path, channels=["A", "B", "C", "D"]) as image:
+        assert image.shape == (4, 24, 32)
+        assert (image.read(slice(0, 4), slice(0, 4)) == stack[:, :4, :4]).all()
+        assert image.pixel_size_um is None
+    with pytest.raises(DVPError, match="3 channel names configured"):
+        open_image(path, channels=["A", "B", "C"])
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.9])
+def test_truncated_file_lazily(tmp_path, ome_file, fraction):
+    data = ome_file.read_bytes()
+    cut = tmp_path / "cut.ome.tif"
+    cut.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(DVPError, match="cut.ome.tif"):
+        with open_image(cut) as image:
+            image.read()

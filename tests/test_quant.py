@@ -1,11 +1,11 @@
-"""Quantification: MaxLFQ (iq's definition) and the DIA-NN reader."""
+"""Quantification: MaxLFQ against iq's own values, top-N, sum, normalisation, QC, the DIA-NN entry point."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.quant import maxlfq, quant_qc, read_diann, report_runs
+from dvp_pipeline.quant import maxlfq, normalize, quant_qc, quantify, read_diann, report_runs, sum_ions, top_n
 
 
 def _long(matrix: dict[str, list[float]], protein="P") -> pd.DataFrame:
@@ -121,11 +121,11 @@ def test_read_diann_errors(tmp_path):
         read_diann(tsv)
     _report(tmp_path)
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(DVPError, match="cannot read"):
+    with pytest.raises(DVPError, match="cannot read the header"):
         read_diann(path)
     other = tmp_path / "other.tsv"
     other.write_text("a\tb\n1\t2\n")
-    with pytest.raises(DVPError, match="supported"):
+    with pytest.raises(DVPError, match="not a DIA-NN report"):
         read_diann(other)
 
 
@@ -135,3 +135,106 @@ def test_quant_qc_counts():
     qc = quant_qc(pre, prot)
     assert qc["precursors"].tolist() == [2, 1] and qc["proteins"].tolist() == [2, 1]
     assert qc["missing_fraction"].tolist() == [0.0, 0.5]
+
+
+@pytest.mark.parametrize(
+    "long, reference, columns",
+    [
+        ("iq/synthetic_long.tsv", "iq/synthetic_iq_maxlfq.tsv", {}),
+        (
+            "bruderer2015_spikeins_long.tsv",
+            "iq/bruderer2015_iq_maxlfq.tsv",
+            {"protein": "PG.ProteinGroups", "sample": "R.Condition", "intensity": "F.PeakArea"},
+        ),
+    ],
+)
+def test_maxlfq_equals_iq(data_dir, long, reference, columns):
+    """iq 2.0.0's fast_MaxLFQ and maxLFQ values (tests/data/iq/make_references.R), to 1e-6 in log2."""
+    d = pd.read_csv(data_dir / long, sep="\t")
+    if "F.FrgIon" in d:
+        d["ion"] = d["EG.ModifiedSequence"] + d["FG.Charge"].astype(str) + d["F.FrgIon"] + d["F.Charge"].astype(str)
+    ours = maxlfq(d, **columns).stack(future_stack=True).rename("ours")
+    ref = pd.read_csv(data_dir / reference, sep="\t", skipinitialspace=True).set_index(["protein", "sample"])
+    joined = ref.join(ours.rename_axis(["protein", "sample"]), how="outer")
+    assert len(joined) == len(ref)  # same proteins and samples
+    for column in ("fast_maxlfq", "maxlfq"):
+        np.testing.assert_array_equal(joined[column].isna(), joined["ours"].isna())  # same missing entries
+        np.testing.assert_allclose(joined["ours"], joined[column], atol=1e-6, equal_nan=True)
+    assert joined["ours"].isna().sum() > 0 or "bruderer" in long
+
+
+def test_maxlfq_batches_agree_with_one_protein_at_a_time(data_dir, monkeypatch):
+    import dvp_pipeline.quant as quant
+
+    d = pd.read_csv(data_dir / "iq/synthetic_long.tsv", sep="\t")
+    whole = maxlfq(d)
+    np.testing.assert_allclose(maxlfq(d, threads=1), whole, atol=1e-10)
+    monkeypatch.setattr(quant, "_CHUNK_ELEMENTS", 1)  # every protein its own batch,
+    monkeypatch.setattr(quant, "_MEDIAN_ELEMENTS", 1)  # every pair of samples its own block
+    np.testing.assert_allclose(maxlfq(d, threads=2), whole, atol=1e-10)
+
+
+def test_top_n_and_sum():
+    nan = np.nan
+    d = _long({"a": [2.0**10, 2.0**11, nan], "b": [2.0**4, 2.0**5, 2.0**6], "c": [2.0**8, nan, 2.0**8]})
+    top1 = top_n(d, n=1).loc["P"].to_numpy()
+    np.testing.assert_allclose(top1, [10.0, 11.0, nan])  # iq's topN: the same ion in every sample
+    np.testing.assert_allclose(top_n(d, n=2).loc["P"].to_numpy(), [9.0, 11.0, 8.0])  # mean log2 of a and c
+    np.testing.assert_allclose(
+        sum_ions(d).loc["P"].to_numpy(), np.log2([2**10 + 2**4 + 2**8, 2**11 + 2**5, 2**6 + 2**8])
+    )
+
+
+def test_normalize_median_within_groups():
+    rng = np.random.default_rng(1)
+    base = rng.normal(20, 2, 50)
+    m = pd.DataFrame({"a": base, "b": base + 1.0, "c": base + 3.0, "d": base - 2.0})
+    m.iloc[:5, 1] = np.nan
+    out = normalize(m, method="median", groups=pd.Series({"a": "x", "b": "x", "c": "y", "d": "y"}))
+    assert np.nanmax(np.abs((out["b"] - out["a"]).dropna())) < 1e-9
+    assert np.nanmax(np.abs(out["c"] - out["d"])) < 1e-9
+    assert abs((out["a"] - m["a"]).mean() - 0.5) < 1e-9  # both runs of x moved to their common reference
+    assert normalize(m, method="none") is m
+    with pytest.raises(DVPError, match="unknown method"):
+        normalize(m, method="quantile")
+
+
+def test_quantify_methods_and_directlfq(data_dir):
+    d = pd.read_csv(data_dir / "iq/synthetic_long.tsv", sep="\t").rename(columns={"ion": "precursor", "sample": "run"})
+    full = d[d.groupby("protein")["run"].transform("nunique") == 16]
+    for method in ("maxlfq", "topn", "sum"):
+        assert quantify(d, method=method).shape == (150, 16)
+    with pytest.raises(DVPError, match="unknown method"):
+        quantify(d, method="ibaq")
+    # needs the optional extra dvp-pipeline[directlfq], which the README test command installs
+    dl = quantify(full, method="directlfq")
+    ml = quantify(full, method="maxlfq")
+    common = dl.index.intersection(ml.index)
+    # directLFQ and MaxLFQ estimate the same profiles up to a per-protein offset
+    centred = (dl.loc[common] - dl.loc[common].mean(axis=1).to_numpy()[:, None]) - (
+        ml.loc[common] - ml.loc[common].mean(axis=1).to_numpy()[:, None]
+    )
+    assert np.nanmedian(np.abs(centred.to_numpy())) < 0.2
+
+
+def test_quant_qc_cv_and_quartiles():
+    pre = pd.DataFrame({"run": ["a", "b", "c"], "precursor": ["x", "x", "y"]})
+    prot = pd.DataFrame({"a": [1.0, 2.0], "b": [2.0, 2.0], "c": [3.0, np.nan]}, index=["P1", "P2"])
+    qc = quant_qc(pre, prot, groups=pd.Series({"a": "g", "b": "g", "c": "h"}))
+    cv_p1 = np.std([2.0, 4.0], ddof=1) / 3.0
+    assert qc["median_cv"].tolist()[:2] == [round(np.median([cv_p1, 0.0]), 4)] * 2
+    assert np.isnan(qc["median_cv"].iloc[2])  # a group of one run has no CV
+    assert qc["q25_log2"].tolist() == [1.25, 2.0, 3.0]
+
+
+def test_intensity_cv_figure_for_the_cohort_report():
+    from dvp_pipeline.report import intensity_cv_figure
+
+    rng = np.random.default_rng(2)
+    runs = pd.DataFrame({"run": ["r1", "r2", "r3", "r4"], "sample": ["a", "b", "c", "d"], "cell_type": ["k"] * 4})
+    samples = pd.DataFrame({"sample": ["a", "b", "c", "d"], "condition": ["T", "T", "C", "C"]})
+    proteins = pd.DataFrame(rng.normal(20, 1, (30, 4)), columns=runs["run"])
+    fig = intensity_cv_figure(proteins, runs, samples)
+    ax_int, ax_cv = fig.axes
+    assert [t.get_text() for t in ax_int.get_xticklabels()] == ["r1", "r2", "r3", "r4"]
+    assert [t.get_text() for t in ax_cv.get_xticklabels()] == ["k\nC", "k\nT"]

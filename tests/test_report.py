@@ -372,8 +372,10 @@ def test_cohort_report_sections(cohort_html):
     } <= page.ids
     assert "Skin cohort: cohort" in cohort_html
     _check_images(page)
-    # identifications, missing values, PCA, three volcanos, heatmap
-    assert len(page.images) == 7
+    # identifications, missing values, PCA, three volcanos, heatmap (7); three pathway dot plots and
+    # the JAK/STAT member heatmap (4); abundance distributions and replicate CV (1, quantify QC)
+    assert len(page.images) == 7 + 4 + 1
+    assert "intensity-cv" in page.ids
     _check_self_contained(cohort_html, page)
 
 

@@ -229,3 +229,21 @@ def test_cli_needs_a_pixel_size(tmp_path):
                 "DAPI",
             ]
         )
+
+
+def test_membrane_channel_watershed_and_linked_nuclei():
+    from dvp_pipeline.segmentation import segment_cells_and_nuclei
+
+    # Two nuclei in one blob of tissue, a membrane line between them at x = 30 (off-centre).
+    image = np.full((2, 40, 60), 10.0)
+    for cx in (20, 45):
+        rr, cc = disk((20, cx), 4, shape=(40, 60))
+        image[0, rr, cc] = 1000.0
+    image[1, :, 30] = 1000.0
+    cells, nuclei = segment_cells_and_nuclei(image, membrane_channel=1, pixel_size_um=1.0, cell_expansion_um=12)
+    left, right = cells[20, 20], cells[20, 45]
+    assert left != right and left > 0 and right > 0
+    assert (cells[20, 22:30] == left).all() and (cells[20, 31:38] == right).all()  # the border is the membrane
+    assert (nuclei[nuclei > 0] == cells[nuclei > 0]).all()
+    with pytest.raises(DVPError, match="membrane_channel"):
+        segment(image, membrane_channel=5)

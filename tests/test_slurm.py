@@ -12,7 +12,6 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT
 
 SLURM_UP = shutil.which("sinfo") is not None and subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0

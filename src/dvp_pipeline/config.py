@@ -195,7 +195,7 @@ def load_project(config: str | Path | dict, *, base: str | Path = ".", check_rep
     runs = read_sheet(runs_path, "runs")
 
     for i, row in samples.iterrows():
-        if not (base / row["image"]).is_file():
+        if not (base / row["image"]).exists():
             raise DVPError(f"{samples_path}, row {i + 2} (sample {row['sample']}): image '{row['image']}' not found")
     known = set(samples["sample"])
     for i, row in runs.iterrows():
@@ -231,10 +231,11 @@ def load_project(config: str | Path | dict, *, base: str | Path = ".", check_rep
         if num == den:
             raise DVPError(f"{source}: differential.contrasts[{i}]: compares '{num}' with itself")
     if check_report:
-        from dvp_pipeline.quant import report_runs
+        from dvp_pipeline.quant import config_runs
 
-        report = base / config["quantify"]["report"]
-        present = report_runs(report, fmt=config["quantify"]["format"])
+        q = config["quantify"]
+        report = "quantify.spectra (mzML)" if q["format"] == "mzml" else base / q["report"]
+        present = config_runs(config["quantify"], base=base)
         absent = [r for r in runs["run"] if r not in present]
         if absent:
             raise DVPError(

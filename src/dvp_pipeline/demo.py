@@ -1147,3 +1147,240 @@ Every other protein has no condition effect. Proteins vary between samples with 
 keratinocytes calls the three Hallmark sets (and sets sharing their genes, such as Reactome interferon
 signalling) at FDR < 0.05; random sets of null proteins do not come up.
 """
+
+
+# --- The open mzML path: two small synthetic runs with identifications -------------------------
+
+#: Tryptic peptides of the synthetic mzML runs, three per protein, and run2/run1 abundance ratios.
+MZML_PROTEINS = {
+    "P04637": (["LGFLHSGTAK", "TCPVQLWVDSTPPPGTR", "MAIYKQSQHMTEVVR"], 1.0),
+    "P42224": (["FIVEGTVQEPK", "LLGPGVNYSGCQITWAK", "ELSAVTFPDIIR"], 2.0),
+    "P40763": (["YLEQLHQLYSDSFPMELR", "VVENLQDDFDFNYK", "QFLQPWIEAQR"], 4.0),
+    "P23458": (["LLEIHGESPTSR", "GQSGSEVLWSDYK", "AIETDKEYYTVK"], 0.5),
+    "P01579": (["QDPYVKEAENLK", "KYFNAGHSDVADNGTLFLGILK", "TGKRKR"], 0.25),
+}
+
+
+def simulate_mzml_runs(*, seed: int = 7) -> dict:
+    """Two synthetic MS1 runs and their identifications, with known protein ratios.
+
+    Each peptide elutes as a Gaussian (sd 0.1 min) at a fixed retention time in both runs, with its
+    isotope envelope (averagine-like decreasing ratios) at charge 2; run2's abundance is run1's
+    times the protein's ratio in :data:`MZML_PROTEINS`, plus 5 % noise. Identifications include
+    decoy PSMs with poor scores so that the target-decoy filter has something to remove.
+
+    Returns
+    -------
+    {"runs": {run: (times, mz arrays, intensity arrays)}, "psms": {run: DataFrame}, "ratios": {protein: ratio}}
+    """
+    from pyteomics import mass
+
+    rng = np.random.default_rng(seed)
+    peptides = [(p, s, r) for p, (seqs, r) in MZML_PROTEINS.items() for s in seqs]
+    rts = np.linspace(12, 28, len(peptides)) + rng.uniform(-0.2, 0.2, len(peptides))
+    base = 10 ** rng.uniform(6, 7.5, len(peptides))
+    times = np.arange(10.0, 30.0, 0.02)
+    runs, psms = {}, {}
+    for r, run in enumerate(["mzml_run1", "mzml_run2"]):
+        peaks_mz, peaks_int = [], []
+        rows = []
+        for k, (prot, seq, ratio) in enumerate(peptides):
+            mz = mass.fast_mass(seq, charge=2)
+            amount = base[k] * (ratio if r == 1 else 1.0) * rng.lognormal(0, 0.05)
+            profile = amount * np.exp(-0.5 * ((times - rts[k]) / 0.1) ** 2)
+            for i, share in enumerate([1.0, 0.6, 0.25]):
+                peaks_mz.append(np.full(len(times), mz + i * 1.0033548 / 2))
+                peaks_int.append(profile * share)
+            rows.append((seq, 2, mz, rts[k] + rng.normal(0, 0.02), prot, rng.uniform(60, 120), False))
+        for j in range(40):  # decoys: poor scores, random places
+            seq = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 10)) + "K"
+            rows.append(
+                (seq, 2, mass.fast_mass(seq, charge=2), rng.uniform(11, 29), f"DECOY_X{j}", rng.uniform(5, 40), True)
+            )
+        mz_all = np.stack(peaks_mz, axis=1)  # times x peaks
+        int_all = np.stack(peaks_int, axis=1)
+        spectra_mz, spectra_int = [], []
+        for t in range(len(times)):
+            noise_mz = rng.uniform(400, 1400, 30)
+            m = np.concatenate([mz_all[t], noise_mz])
+            i = np.concatenate([int_all[t], rng.exponential(1e3, 30)])
+            keep = i > 1.0
+            order = np.argsort(m[keep])
+            spectra_mz.append(m[keep][order])
+            spectra_int.append(i[keep][order])
+        runs[run] = (times, spectra_mz, spectra_int)
+        psms[run] = pd.DataFrame(rows, columns=["sequence", "charge", "mz", "rt", "protein", "score", "decoy"])
+    return {"runs": runs, "psms": psms, "ratios": {p: r for p, (_, r) in MZML_PROTEINS.items()}}
+
+
+def write_mzml(times, mzs, intensities, path: str | os.PathLike) -> None:
+    """Write MS1 spectra as an indexed mzML file (psims), atomically."""
+    from psims.mzml.writer import MzMLWriter
+
+    with atomic_output(path) as tmp:
+        with MzMLWriter(open(tmp, "wb"), close=True) as out:
+            out.controlled_vocabularies()
+            out.file_description(["MS1 spectrum"])
+            out.software_list([{"id": "dvp_pipeline", "version": "0.1", "params": ["custom unreleased software tool"]}])
+            out.instrument_configuration_list(
+                [out.InstrumentConfiguration(id="IC1", component_list=[], params=["Q Exactive"])]
+            )
+            out.data_processing_list(
+                [out.DataProcessing([out.ProcessingMethod(order=0, software_reference="dvp_pipeline")], id="DP1")]
+            )
+            with out.run(id=Path(path).stem, instrument_configuration="IC1"):
+                with out.spectrum_list(count=len(times)):
+                    for k, (t, mz, inten) in enumerate(zip(times, mzs, intensities, strict=True)):
+                        out.write_spectrum(
+                            mz,
+                            inten,
+                            id=f"scan={k + 1}",
+                            params=["MS1 spectrum", {"ms level": 1}, {"total ion current": float(inten.sum())}],
+                            scan_start_time=float(t),
+                        )
+
+
+def write_mztab(psms: pd.DataFrame, path: str | os.PathLike, *, run: str) -> None:
+    """Write PSMs (sequence, charge, mz, rt in minutes, protein, score, decoy) as a minimal mzTab 1.0."""
+    header = [
+        "MTD\tmzTab-version\t1.0.0",
+        "MTD\tmzTab-mode\tSummary",
+        "MTD\tmzTab-type\tIdentification",
+        "MTD\tdescription\tdvp-pipeline synthetic identifications",
+        f"MTD\tms_run[1]-location\tfile://{run}.mzML",
+        "MTD\tpsm_search_engine_score[1]\t[MS, MS:1001331, X!Tandem:hyperscore, ]",
+        "",
+    ]
+    cols = ["sequence", "PSM_ID", "accession", "unique", "database", "database_version", "search_engine",
+            "search_engine_score[1]", "modifications", "retention_time", "charge", "exp_mass_to_charge",
+            "calc_mass_to_charge", "spectra_ref", "pre", "post", "start", "end",
+            "opt_global_cv_MS:1002217_decoy_peptide"]  # fmt: skip
+    lines = ["PSH\t" + "\t".join(cols)]
+    for k, p in enumerate(psms.itertuples(index=False)):
+        values = [p.sequence, k + 1, p.protein, "null", "null", "null", "[MS, MS:1001476, X!Tandem, ]",
+                  f"{p.score:.4f}", "null", f"{p.rt * 60:.3f}", p.charge, f"{p.mz:.5f}", f"{p.mz:.5f}",
+                  f"ms_run[1]:scan={k + 1}", "K", "-", "null", "null", int(p.decoy)]  # fmt: skip
+        lines.append("PSM\t" + "\t".join(map(str, values)))
+    write_text("\n".join(header + lines) + "\n", path)
+
+
+def write_mzml_demo(out: str | os.PathLike, *, seed: int = 7) -> dict:
+    """Write the two synthetic mzML runs and their mzTab identifications into ``out``.
+
+    Returns {"spectra": [paths], "identifications": [paths], "ratios": {protein: run2/run1}}.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sim = simulate_mzml_runs(seed=seed)
+    spectra, ids = [], []
+    for run, (times, mzs, intensities) in sim["runs"].items():
+        write_mzml(times, mzs, intensities, out / f"{run}.mzML")
+        write_mztab(sim["psms"][run], out / f"{run}.mzTab", run=run)
+        spectra.append(str(out / f"{run}.mzML"))
+        ids.append(str(out / f"{run}.mzTab"))
+    return {"spectra": spectra, "identifications": ids, "ratios": sim["ratios"]}
+
+
+def _hash_uniform(i: np.ndarray, j: np.ndarray, seed: int, salt: int) -> np.ndarray:
+    """Deterministic uniform [0, 1) numbers for integer grid positions (a stateless RNG).
+
+    Any tile of a big slide can then be drawn on its own and still agree with its neighbours.
+    """
+    h = (i.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (j.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))
+    h ^= np.uint64((seed * 0x165667B19E3779F9 + salt * 0x27D4EB2F165667C5) & 0xFFFFFFFFFFFFFFFF)
+    for shift, mult in ((33, 0xFF51AFD7ED558CCD), (33, 0xC4CEB9FE1A85EC53)):
+        h ^= h >> np.uint64(shift)
+        h *= np.uint64(mult)
+    h ^= h >> np.uint64(33)
+    return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def big_slide_tile(y0: int, x0: int, height: int, width: int, *, seed: int = 0, spacing: int = 16) -> np.ndarray:
+    """One region (4, height, width) uint16 of the synthetic whole slide of :func:`write_big_slide`.
+
+    Nuclei sit on a jittered grid (``spacing`` pixels, 70% occupied) with radius 4-6 pixels; each
+    cell is a keratinocyte (KRT14 around the nucleus), a CD8 T cell or a macrophage (CD163) by a
+    hash of its grid position, so any region can be drawn alone and matches its neighbours.
+    """
+    margin = 2 * spacing
+    gy = np.arange((y0 - margin) // spacing, (y0 + height + margin) // spacing + 1)
+    gx = np.arange((x0 - margin) // spacing, (x0 + width + margin) // spacing + 1)
+    i, j = np.meshgrid(gy, gx, indexing="ij")
+    present = _hash_uniform(i, j, seed, 1) < 0.7
+    cy = i * spacing + spacing / 2 + (_hash_uniform(i, j, seed, 2) - 0.5) * spacing * 0.35
+    cx = j * spacing + spacing / 2 + (_hash_uniform(i, j, seed, 3) - 0.5) * spacing * 0.35
+    radius = 4.0 + 2.0 * _hash_uniform(i, j, seed, 4)
+    kind = np.floor(_hash_uniform(i, j, seed, 5) * 3).astype(int)
+    brightness = 0.7 + 0.6 * _hash_uniform(i, j, seed, 6)
+    cy, cx, radius, kind, brightness = (a[present] for a in (cy, cx, radius, kind, brightness))
+    # Distance from every pixel to the nearest nucleus centre (on the region plus margin).
+    canvas = np.ones((height + 2 * margin, width + 2 * margin), dtype=bool)
+    py = np.clip(np.round(cy - (y0 - margin)).astype(int), 0, canvas.shape[0] - 1)
+    px = np.clip(np.round(cx - (x0 - margin)).astype(int), 0, canvas.shape[1] - 1)
+    canvas[py, px] = False
+    index = np.full(canvas.shape, -1, dtype=np.int64)
+    index[py, px] = np.arange(len(py))
+    distance, (ny, nx) = ndi.distance_transform_edt(canvas, return_indices=True)
+    nearest = index[ny, nx]
+    crop = (slice(margin, margin + height), slice(margin, margin + width))
+    distance, nearest = distance[crop], nearest[crop]
+    rng = np.random.default_rng([seed, y0, x0])
+    nucleus = distance <= radius[nearest]
+    cell = distance <= radius[nearest] + 5
+    image = np.empty((4, height, width), dtype=np.uint16)
+    background = rng.normal(100, 10, size=(4, height, width))
+    image[0] = np.clip(background[0] + nucleus * 1200 * brightness[nearest], 0, 65535)
+    for channel, k in ((1, 0), (2, 1), (3, 2)):
+        signal = cell & (kind[nearest] == k)
+        image[channel] = np.clip(background[channel] + signal * 600 * brightness[nearest], 0, 65535)
+    return image
+
+
+def write_big_slide(
+    path: str | os.PathLike,
+    *,
+    size: int = 20_000,
+    seed: int = 0,
+    pixel_size_um: float = PIXEL_SIZE_UM,
+    tile: int = 1024,
+) -> None:
+    """Write a synthetic whole slide (4 channels, ``size`` x ``size`` uint16) as a tiled OME-TIFF.
+
+    The slide is drawn tile by tile (:func:`big_slide_tile`) and streamed to disk, so memory stays
+    bounded whatever the size; 20,000 pixels a side is a 3.2 GB file (uncompressed, for reading
+    speed). Used by ``bench/bench_segment.py`` and the tiling tests.
+    """
+    tile = int(tile)
+
+    def by_channel():
+        # tifffile wants the tiles of one channel after another: draw each region once per channel.
+        for c in range(4):
+            for y in range(0, size, tile):
+                for x in range(0, size, tile):
+                    block = np.zeros((tile, tile), dtype=np.uint16)
+                    h, w = min(tile, size - y), min(tile, size - x)
+                    block[:h, :w] = big_slide_tile(y, x, h, w, seed=seed)[c]
+                    yield block
+
+    metadata = {
+        "axes": "CYX",
+        "Channel": {"Name": list(CHANNELS)},
+        "PhysicalSizeX": pixel_size_um,
+        "PhysicalSizeXUnit": "µm",
+        "PhysicalSizeY": pixel_size_um,
+        "PhysicalSizeYUnit": "µm",
+    }
+    with atomic_output(path) as tmp:
+        ome_tmp = tmp.with_name(tmp.name.removesuffix(".tif") + ".ome.tif")
+        tifffile.imwrite(
+            ome_tmp,
+            by_channel(),
+            shape=(4, size, size),
+            dtype=np.uint16,
+            tile=(tile, tile),
+            ome=True,
+            photometric="minisblack",
+            metadata=metadata,
+            bigtiff=True,
+        )
+        os.replace(ome_tmp, tmp)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from dvp_pipeline.errors import DVPError
@@ -59,18 +60,73 @@ def collection_label(name_or_path: str) -> str:
     return name_or_path if name_or_path in BUILTIN else Path(name_or_path).stem
 
 
-def sets_to_features(gene_sets: dict[str, list[str]], genes: pd.Series) -> dict[str, list[str]]:
-    """Translate sets of gene symbols into sets of feature ids (protein groups).
+def gene_to_features(
+    genes: pd.Series,
+    *,
+    group_genes: str = "each",
+    duplicates: str = "all",
+    values: pd.DataFrame | None = None,
+) -> dict[str, list[str]]:
+    """Which features (protein groups) stand for each gene symbol.
 
-    ``genes`` maps feature id (index) to its gene symbols, ``;``-separated as search engines write
-    protein groups; a group counts for each of its genes. Matching ignores case; symbols that match
-    nothing (outdated or placeholder names) are simply not measured.
+    Parameters
+    ----------
+    genes
+        Feature id (index) to its gene symbols, ``;``-separated as search engines write protein
+        groups. Matching ignores case and surrounding blanks.
+    group_genes
+        ``"each"``: a group such as ``STAT1;STAT3`` counts for both genes; ``"first"``: only for its
+        first (leading) gene.
+    duplicates
+        When several features map to one gene: ``"all"`` keeps them all; ``"most_observed"`` keeps
+        one, the feature with the most observed values in ``values``, then the higher median, then
+        the first by name, so the choice does not depend on row order.
+    values
+        Features x runs, needed for ``"most_observed"``.
     """
+    if group_genes not in ("each", "first"):
+        raise DVPError(f"gene mapping: group_genes must be 'each' or 'first', not '{group_genes}'")
+    if duplicates not in ("all", "most_observed"):
+        raise DVPError(f"gene mapping: duplicates must be 'all' or 'most_observed', not '{duplicates}'")
     by_gene: dict[str, list[str]] = {}
     for feature, symbols in genes.items():
-        for symbol in str(symbols).upper().split(";"):
-            if symbol.strip():
-                by_gene.setdefault(symbol.strip(), []).append(feature)
+        if symbols is None or (isinstance(symbols, float) and symbols != symbols):
+            continue
+        parts = [p.strip() for p in str(symbols).upper().split(";") if p.strip()]
+        for symbol in parts[:1] if group_genes == "first" else parts:
+            by_gene.setdefault(symbol, []).append(feature)
+    by_gene = {g: sorted(dict.fromkeys(fs), key=str) for g, fs in by_gene.items()}
+    if duplicates == "most_observed":
+        if values is None:
+            raise DVPError("gene mapping: duplicates='most_observed' needs the protein values")
+        observed = values.notna().sum(axis=1)
+        median = values.median(axis=1)
+
+        def rank(feature):
+            if feature not in observed.index:
+                return (1, 0, 0.0, str(feature))
+            med = median[feature]
+            return (0, -int(observed[feature]), -(med if med == med else -np.inf), str(feature))
+
+        by_gene = {g: [min(fs, key=rank)] for g, fs in by_gene.items()}
+    return by_gene
+
+
+def sets_to_features(
+    gene_sets: dict[str, list[str]],
+    genes: pd.Series,
+    *,
+    group_genes: str = "each",
+    duplicates: str = "all",
+    values: pd.DataFrame | None = None,
+) -> dict[str, list[str]]:
+    """Translate sets of gene symbols into sets of feature ids (protein groups).
+
+    See :func:`gene_to_features` for the options. Symbols that match nothing (outdated or
+    placeholder names) are simply not measured; a feature appears at most once per set.
+    """
+    by_gene = gene_to_features(genes, group_genes=group_genes, duplicates=duplicates, values=values)
     return {
-        name: list(dict.fromkeys(f for g in members for f in by_gene.get(g, ()))) for name, members in gene_sets.items()
+        name: list(dict.fromkeys(f for g in members for f in by_gene.get(g.upper(), ())))
+        for name, members in gene_sets.items()
     }

@@ -1,14 +1,19 @@
 """Reading multiplexed immunofluorescence images.
 
-The first step of the pipeline: ``dvp segment`` reads a sample's image here, then hands the
-(channels, y, x) array to :func:`dvp_pipeline.segmentation.segment` and
-:func:`dvp_pipeline.features.measure_cells`. OME-TIFF (channel names and pixel size from the OME
-metadata) and plain or ImageJ TIFF are read; every problem with the file becomes a
+The first step of the pipeline: ``dvp segment`` opens a sample's image here and hands (channels, y,
+x) regions of it to :mod:`dvp_pipeline.tiling`, which segments and measures a whole slide tile by
+tile. OME-TIFF (channel names and pixel size from the OME metadata; the full-resolution level of a
+pyramidal file), plain or ImageJ TIFF and OME-Zarr are read.
+
+:func:`open_image` reads lazily (tifffile's zarr store, or zarr): it returns an :class:`ImageSource`
+whose :meth:`~ImageSource.read` loads only the region asked for, so no whole slide is ever in memory.
+:func:`read_image` loads a whole (small) image as an array. Every problem with the file becomes a
 :class:`~dvp_pipeline.errors.DVPError` that names it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import xml.etree.ElementTree as ET
@@ -27,7 +32,9 @@ _UM_PER_UNIT = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "cm
 def read_image(
     path: str | os.PathLike, *, channels: Sequence[str] | None = None
 ) -> tuple[np.ndarray, list[str], float | None]:
-    """Read a (multi-channel) TIFF or OME-TIFF image.
+    """Read a whole (multi-channel) TIFF, OME-TIFF or OME-Zarr image into memory.
+
+    For whole slides use :func:`open_image`, which reads regions on request.
 
     Parameters
     ----------
@@ -56,6 +63,9 @@ def read_image(
     >>> image, names, pixel_size = read_image("TEN01.ome.tif", channels=["DAPI", "KRT14", "CD8", "CD163"])
     """
     path = Path(path)
+    if path.is_dir():  # OME-Zarr
+        with open_image(path, channels=channels) as source:
+            return source.read(), source.names, source.pixel_size_um
     if not path.is_file():
         raise DVPError(f"{path}: image file not found")
     # tifffile logs (rather than raises) many kinds of damage, e.g. a truncated IFD chain, and then
@@ -183,3 +193,268 @@ def _imagej_pixel_size(tif: tifffile.TiffFile) -> float | None:
         return None
     numerator, denominator = tag.value
     return denominator / numerator if numerator else None
+
+
+class ImageSource:
+    """A lazily read multi-channel image: channel names, pixel size, shape, and regions on request.
+
+    Made by :func:`open_image`. ``shape`` is (channels, y, x) after channel selection; ``read`` loads
+    a region of the selected channels from the file, so memory is bounded by the region, not the
+    image. Use it as a context manager, or call :meth:`close`, to release the file.
+    """
+
+    def __init__(self, array, axes: str, names: list[str], pixel_size_um: float | None, path: Path, closer=None):
+        self.path = path
+        self.names = names
+        self.pixel_size_um = pixel_size_um
+        self._array = array
+        self._closer = closer
+        self._channel_index: list[int] | None = None
+        axes = axes.upper()
+        # Singleton T/Z axes are indexed at 0; the one non-spatial axis of size > 1 holds channels.
+        self._slots: list[str] = []
+        channel_axis = None
+        for i, a in enumerate(axes):
+            if a in "YX":
+                self._slots.append(a)
+            elif array.shape[i] > 1:
+                if channel_axis is not None or a not in "CSIQ":
+                    raise DVPError(
+                        f"{path}: image has axes {axes!r} with shape {tuple(array.shape)}; expected one 2-D "
+                        "plane per channel (project z-stacks / time series first)"
+                    )
+                channel_axis = i
+                self._slots.append("C")
+            else:
+                self._slots.append("0")
+        if "Y" not in self._slots or "X" not in self._slots:
+            raise DVPError(f"{path}: image has axes {axes!r}; expected Y and X")
+        n = array.shape[channel_axis] if channel_axis is not None else 1
+        self._n_file_channels = n
+        self._yx = (array.shape[axes.index("Y")], array.shape[axes.index("X")])
+        self.dtype = np.dtype(array.dtype)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(channels, y, x) of the selected channels."""
+        n = len(self._channel_index) if self._channel_index is not None else self._n_file_channels
+        return (n, *self._yx)
+
+    def read(self, y: slice = slice(None), x: slice = slice(None)) -> np.ndarray:
+        """Load a region as an array (channels, y, x) in the file's data type."""
+        index = []
+        for slot in self._slots:
+            index.append({"Y": y, "X": x, "C": slice(None), "0": 0}[slot])
+        try:
+            data = np.asarray(self._array[tuple(index)])
+        except Exception as err:  # zarr/tifffile raise many types for damaged data
+            raise DVPError(f"{self.path}: cannot read image data ({type(err).__name__}: {err})") from err
+        order = [s for s in self._slots if s != "0"]
+        if "C" not in order:
+            data = data[np.newaxis]
+            order = ["C", *order]
+        data = np.transpose(data, [order.index("C"), order.index("Y"), order.index("X")])
+        if self._channel_index is not None:
+            data = data[self._channel_index]
+        return data
+
+    def close(self) -> None:
+        """Release the file."""
+        if self._closer is not None:
+            self._closer()
+            self._closer = None
+
+    def __enter__(self) -> ImageSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_image(path: str | os.PathLike, *, channels: Sequence[str] | None = None) -> ImageSource:
+    """Open an OME-TIFF, TIFF or OME-Zarr image for reading regions lazily.
+
+    Parameters
+    ----------
+    path
+        The image: a TIFF/OME-TIFF file (for a pyramid, the full-resolution level is read) or an
+        OME-Zarr folder (``.zarr``; the first, full-resolution dataset of the first multiscale).
+    channels
+        As in :func:`read_image`: names that select and order the file's named channels, or name an
+        unnamed file's channels in order (their number must match).
+
+    Returns
+    -------
+    An :class:`ImageSource`; nothing but metadata is read until :meth:`ImageSource.read`.
+
+    Examples
+    --------
+    >>> with open_image("slide.ome.tif", channels=["DAPI", "CD8"]) as image:
+    ...     tile = image.read(slice(0, 2048), slice(0, 2048))
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DVPError(f"{path}: image file not found")
+    if path.is_dir():
+        source, file_names = _open_ome_zarr(path)
+    else:
+        source, file_names = _open_tiff(path)
+    try:
+        _select_channels(source, file_names, channels)
+        if 0 in source.shape:
+            raise DVPError(f"{path}: image is empty (shape {source.shape})")
+    except DVPError:
+        source.close()
+        raise
+    return source
+
+
+def _select_channels(source: ImageSource, file_names: list[str] | None, channels: Sequence[str] | None) -> None:
+    n = source._n_file_channels
+    file_names = file_names if file_names is not None and len(file_names) == n else None
+    if channels is None:
+        source.names = file_names or [f"channel_{i}" for i in range(n)]
+        return
+    channels = [str(c) for c in channels]
+    if file_names is None:
+        if len(channels) != n:
+            raise DVPError(
+                f"{source.path}: {len(channels)} channel names configured ({', '.join(channels)}) but the image "
+                f"has {n} channel(s)"
+            )
+        source.names = channels
+        return
+    missing = [c for c in channels if c not in file_names]
+    if missing:
+        raise DVPError(
+            f"{source.path}: channel(s) {', '.join(missing)} not in the image; it has {', '.join(file_names)}"
+        )
+    source._channel_index = [file_names.index(c) for c in channels]
+    source.names = channels
+
+
+def _open_tiff(path: Path) -> tuple[ImageSource, list[str] | None]:
+    import zarr
+
+    damage = _ErrorCollector()
+    tiff_logger = logging.getLogger("tifffile")
+    tiff_logger.addHandler(damage)
+    tif = None
+    try:
+        tif = tifffile.TiffFile(path)
+        series = tif.series[0]
+        _check_data_within_file(series, tif.filehandle.size, path)
+        if series.size == 0:
+            raise DVPError(f"{path}: image is empty (shape {series.shape})")
+        # level 0 of a pyramid is the full resolution; the other levels are downsampled copies.
+        store = series.aszarr(level=0)
+        array = zarr.open(store, mode="r")
+        names, pixel_size = _ome_metadata(tif.ome_metadata) if tif.is_ome else (None, None)
+        if pixel_size is None and tif.is_imagej:
+            pixel_size = _imagej_pixel_size(tif)
+        axes = series.axes
+    except DVPError:
+        if tif is not None:
+            tif.close()
+        raise
+    except Exception as err:  # tifffile raises many types for damaged or foreign files
+        if tif is not None:
+            tif.close()
+        raise DVPError(f"{path}: not a readable TIFF image ({type(err).__name__}: {err})") from err
+    finally:
+        tiff_logger.removeHandler(damage)
+    if damage.messages:
+        tif.close()
+        raise DVPError(f"{path}: damaged or truncated TIFF ({damage.messages[0]})")
+
+    def close() -> None:
+        store.close()
+        tif.close()
+
+    try:
+        source = ImageSource(array, axes, [], pixel_size, path, closer=close)
+    except DVPError:
+        close()
+        raise
+    return source, names
+
+
+def _open_ome_zarr(path: Path) -> tuple[ImageSource, list[str] | None]:
+    """The full-resolution array of an OME-Zarr image (NGFF 0.4 attributes, or 0.5 under ``ome``)."""
+    import zarr
+
+    try:
+        group = zarr.open_group(path, mode="r")
+        attrs = dict(group.attrs)
+    except Exception as err:
+        raise DVPError(f"{path}: not a readable OME-Zarr image ({type(err).__name__}: {err})") from err
+    attrs = attrs.get("ome", attrs)
+    multiscales = attrs.get("multiscales")
+    if not multiscales or not multiscales[0].get("datasets"):
+        raise DVPError(f"{path}: not an OME-Zarr image (no 'multiscales' with datasets in its attributes)")
+    scale = multiscales[0]
+    dataset = scale["datasets"][0]
+    try:
+        array = group[dataset["path"]]
+    except Exception as err:
+        raise DVPError(f"{path}: OME-Zarr dataset {dataset['path']!r} cannot be read ({err})") from err
+    axes_meta = scale.get("axes") or [{"name": a} for a in "tczyx"[-array.ndim :]]
+    axes = "".join(str(a["name"] if isinstance(a, dict) else a)[0] for a in axes_meta).upper()
+    if len(axes) != array.ndim:
+        raise DVPError(f"{path}: OME-Zarr axes {axes!r} do not match the array's {array.ndim} dimensions")
+    pixel_size = None
+    for transform in dataset.get("coordinateTransformations", []):
+        if transform.get("type") == "scale" and "X" in axes:
+            value = transform["scale"][axes.index("X")]
+            unit = next(
+                (a.get("unit") for a in axes_meta if isinstance(a, dict) and a.get("name", "").lower() == "x"),
+                "micrometer",
+            )
+            factor = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3}.get(unit or "micrometer")
+            if factor and value and value > 0:
+                pixel_size = float(value) * factor
+    channels = (attrs.get("omero") or {}).get("channels") or []
+    names = [c.get("label") for c in channels] if channels else None
+    names = names if names and all(names) else None
+    return ImageSource(array, axes, [], pixel_size, path), names
+
+
+def write_ome_zarr(
+    path: str | os.PathLike, image: np.ndarray, *, channel_names: Sequence[str], pixel_size_um: float, chunk: int = 512
+) -> None:
+    """Write a (channels, y, x) array as a single-scale OME-Zarr image (NGFF 0.4 attributes).
+
+    Used by the demo generator and tests; a reader of :func:`open_image`'s other format.
+    """
+    import zarr
+
+    group = zarr.open_group(path, mode="w", zarr_format=2)
+    array = group.create_array("0", shape=image.shape, dtype=image.dtype, chunks=(1, chunk, chunk))
+    array[...] = image
+    group.attrs.update(
+        json.loads(
+            json.dumps(
+                {
+                    "multiscales": [
+                        {
+                            "version": "0.4",
+                            "axes": [
+                                {"name": "c", "type": "channel"},
+                                {"name": "y", "type": "space", "unit": "micrometer"},
+                                {"name": "x", "type": "space", "unit": "micrometer"},
+                            ],
+                            "datasets": [
+                                {
+                                    "path": "0",
+                                    "coordinateTransformations": [
+                                        {"type": "scale", "scale": [1.0, pixel_size_um, pixel_size_um]}
+                                    ],
+                                }
+                            ],
+                        }
+                    ],
+                    "omero": {"channels": [{"label": str(n)} for n in channel_names]},
+                }
+            )
+        )
+    )

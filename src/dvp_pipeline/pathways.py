@@ -8,12 +8,14 @@ per-sample reports.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.stats import bh_adjust, design_matrix, squeeze_var
+from dvp_pipeline.stats import bh_adjust, contrast_weights, design_matrix, squeeze_var
 
 
 def _zscore_hill(t: np.ndarray, df: float) -> np.ndarray:
@@ -31,7 +33,7 @@ def camera(
     groups: pd.Series,
     gene_sets: dict[str, list[str]],
     *,
-    contrast: tuple[str, str],
+    contrast: tuple[str, str] | Mapping[str, float],
     inter_gene_cor: float | None = 0.01,
 ) -> pd.DataFrame:
     """Competitive gene-set test accounting for inter-gene correlation (limma's ``camera``).
@@ -45,7 +47,8 @@ def camera(
     gene_sets
         Set name to member feature names (members not in the matrix are ignored).
     contrast
-        ``(numerator, denominator)``.
+        ``(numerator, denominator)``, or group -> coefficient as for
+        :func:`~dvp_pipeline.stats.moderated_ttest`.
     inter_gene_cor
         Preset correlation; ``None`` estimates it per set from the residuals (limma's ``NA``).
 
@@ -62,8 +65,8 @@ def camera(
         raise DVPError("camera: need at least 3 features")
     groups = groups.loc[list(matrix.columns)].astype(str)
     design = design_matrix(groups)
-    num, den = contrast
-    for g in (num, den):
+    weights = contrast_weights(contrast)
+    for g in weights:
         if g not in design.columns:
             raise DVPError(f"camera: contrast group '{g}' has no samples")
     x = design.to_numpy()
@@ -71,7 +74,7 @@ def camera(
     df_resid = n - p
     if df_resid < 1:
         raise DVPError("camera: no residual degrees of freedom (need more samples than groups)")
-    c = np.array([1.0 if g == num else -1.0 if g == den else 0.0 for g in design.columns])
+    c = np.array([weights.get(g, 0.0) for g in design.columns])
     # Reparametrise so the contrast is the last coefficient; only its direction matters.
     q_c = np.linalg.qr(c.reshape(-1, 1), mode="complete")[0]
     basis = np.column_stack([q_c[:, 1:], c / np.linalg.norm(c)])
@@ -140,4 +143,190 @@ def set_scores(
         block = values[idx]
         counts = (~np.isnan(block)).sum(axis=0)
         out[name] = np.where(counts > 0, np.nansum(block, axis=0) / np.maximum(counts, 1), np.nan)
+    return pd.DataFrame.from_dict(out, orient="index", columns=matrix.columns)
+
+
+def _members(gene_sets: dict[str, list[str]], universe) -> dict[str, list[str]]:
+    """Each set's members that are in the universe, without duplicates, sorted (order-independent)."""
+    present = set(universe)
+    return {name: sorted({m for m in members if m in present}, key=str) for name, members in gene_sets.items()}
+
+
+def ora(hits, universe, gene_sets: dict[str, list[str]], *, min_size: int = 1) -> pd.DataFrame:
+    """Over-representation of hits in each set: one-sided hypergeometric test against the measured universe.
+
+    Parameters
+    ----------
+    hits
+        Features called significant (must be in ``universe``).
+    universe
+        All features that were tested: sets are cut to their measured members, so a set is never
+        "enriched" merely for being measurable.
+    gene_sets
+        Set name to member features.
+    min_size
+        Sets with fewer measured members are left out.
+
+    Returns
+    -------
+    One row per set: NGenes (measured members), Overlap, Expected, OddsRatio, PValue and FDR
+    (Benjamini-Hochberg), sorted by PValue then name.
+    """
+    universe = list(dict.fromkeys(universe))
+    hits = set(hits)
+    stray = hits - set(universe)
+    if stray:
+        raise DVPError(f"ora: {len(stray)} hit(s) are not in the universe, e.g. {sorted(map(str, stray))[0]}")
+    n_total, n_hits = len(universe), len(hits)
+    rows = {}
+    for name, members in _members(gene_sets, universe).items():
+        m = len(members)
+        if m < min_size or m == 0:
+            continue
+        k = len(hits.intersection(members))
+        expected = m * n_hits / n_total if n_total else np.nan
+        # Fisher's odds ratio from the 2x2 table, with a 0.5 correction only to avoid division by zero
+        a, b, c, d = k, m - k, n_hits - k, n_total - m - n_hits + k
+        odds = (a * d) / (b * c) if b * c > 0 else (a + 0.5) * (d + 0.5) / ((b + 0.5) * (c + 0.5))
+        rows[name] = (m, k, expected, odds, float(stats.hypergeom.sf(k - 1, n_total, m, n_hits)))
+    table = pd.DataFrame.from_dict(
+        rows, orient="index", columns=["NGenes", "Overlap", "Expected", "OddsRatio", "PValue"]
+    ).astype({"NGenes": int, "Overlap": int})
+    table["FDR"] = bh_adjust(table["PValue"].to_numpy())
+    return table.rename_axis("set").sort_values(["PValue", "set"], kind="stable").rename_axis(None)
+
+
+def _enrichment_scores(positions: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """GSEA running-sum enrichment scores for sets given as sorted 0-based rank positions (rows).
+
+    The running sum steps up by weight/total at members and down by 1/(n - m) elsewhere; the score
+    is its largest deviation from zero, reached just after a member (up) or just before one (down).
+    """
+    m = positions.shape[1]
+    total = weights.sum(axis=1, keepdims=True)
+    up = np.cumsum(weights, axis=1) / np.where(total > 0, total, 1)
+    k = np.arange(m)
+    after = up - (positions - k) / (n - m)
+    before = np.concatenate([np.zeros((len(up), 1)), up[:, :-1]], axis=1) - (positions - k) / (n - m)
+    high, low = after.max(axis=1), before.min(axis=1)
+    return np.where(np.abs(high) >= np.abs(low), high, low)
+
+
+def gsea_preranked(
+    ranking: pd.Series,
+    gene_sets: dict[str, list[str]],
+    *,
+    permutations: int = 1000,
+    seed: int = 0,
+    weight: float = 1.0,
+    min_size: int = 5,
+    max_size: int = 500,
+) -> pd.DataFrame:
+    """Preranked gene-set enrichment analysis (Subramanian et al. 2005) with gene-label permutations.
+
+    Parameters
+    ----------
+    ranking
+        A statistic per feature (e.g. the moderated t), higher = more up.
+    gene_sets
+        Set name to member features.
+    permutations
+        Random gene sets drawn per set size for the null distribution.
+    seed
+        Random seed; the permutations depend only on it and the set sizes, so results are the same
+        for any order of the input rows and for any other sets tested alongside.
+    weight
+        Exponent of the statistic in the running sum (1: the classic weighted GSEA).
+
+    Returns
+    -------
+    One row per set: NGenes, ES, NES (ES over the mean null ES of the same sign), PValue as
+    (b + 1) / (n + 1) with b of the n same-signed null scores at least as extreme (never 0), and FDR
+    (Benjamini-Hochberg), sorted by PValue then name.
+    """
+    ranking = ranking.dropna()
+    if ranking.index.has_duplicates:
+        raise DVPError("gsea_preranked: the ranking has duplicated feature names")
+    # ties in the statistic are broken by feature name, so the input order never matters
+    frame = pd.DataFrame({"stat": ranking.to_numpy(float), "name": ranking.index.astype(str)}, index=ranking.index)
+    frame = frame.sort_values(["stat", "name"], ascending=[False, True], kind="stable")
+    n = len(frame)
+    position = {f: i for i, f in enumerate(frame.index)}
+    abs_w = np.abs(frame["stat"].to_numpy()) ** weight
+    members = {
+        name: np.sort([position[f] for f in fs])
+        for name, fs in _members(gene_sets, frame.index).items()
+        if min_size <= len(fs) <= max_size and len(fs) < n
+    }
+    rng = np.random.default_rng(seed)
+    order = np.argsort(rng.random((permutations, n)), axis=1) if members else None
+    null_by_size: dict[int, np.ndarray] = {}
+    rows = {}
+    for name, pos in members.items():
+        m = len(pos)
+        if m not in null_by_size:  # nested random sets: the first m of each permutation
+            draws = np.sort(order[:, :m], axis=1)
+            null_by_size[m] = _enrichment_scores(draws, abs_w[draws], n)
+        null = null_by_size[m]
+        es = float(_enrichment_scores(pos[None, :], abs_w[pos][None, :], n)[0])
+        same = null[null >= 0] if es >= 0 else null[null < 0]
+        extreme = (same >= es).sum() if es >= 0 else (same <= es).sum()
+        pvalue = (extreme + 1) / (same.size + 1)
+        nes = es / abs(same.mean()) if same.size and same.mean() != 0 else np.nan
+        rows[name] = (m, es, nes, pvalue)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["NGenes", "ES", "NES", "PValue"])
+    table["NGenes"] = table["NGenes"].astype(int)
+    table["FDR"] = bh_adjust(table["PValue"].to_numpy())
+    return table.rename_axis("set").sort_values(["PValue", "set"], kind="stable").rename_axis(None)
+
+
+def gsva_scores(matrix: pd.DataFrame, gene_sets: dict[str, list[str]], *, min_size: int = 1, tau: float = 1.0):
+    """GSVA-style per-run set scores (Hänzelmann et al. 2013), for heatmaps.
+
+    Each feature's values become kernel-smoothed empirical CDF values across the runs (Gaussian
+    kernel, bandwidth sd / 4, observed runs only); each run ranks its features by them, and a set's
+    score is the difference of the largest positive and negative deviations of a rank-weighted
+    running sum (GSVA's ``mx.diff = TRUE``). Missing values do not enter the run's ranking.
+    Returns sets x runs.
+    """
+    x = matrix.to_numpy(dtype=float)
+    n_feat, n_runs = x.shape
+    observed = ~np.isnan(x)
+    sd = np.nanstd(x, axis=1, ddof=1) if n_runs > 1 else np.zeros(n_feat)
+    h = np.where(sd > 0, sd / 4, 1.0)[:, None]
+    cdf = np.full_like(x, np.nan)
+    for j in range(n_runs):
+        z = (x[:, [j]] - x) / h[:, 0][:, None]
+        phi = np.where(observed, stats.norm.cdf(z), 0.0)
+        cdf[:, j] = phi.sum(axis=1) / np.maximum(observed.sum(axis=1), 1)
+    cdf[~observed] = np.nan
+    position = {f: i for i, f in enumerate(matrix.index)}
+    names = np.asarray(matrix.index.astype(str))
+    sets = {
+        name: np.array([position[f] for f in fs])
+        for name, fs in _members(gene_sets, matrix.index).items()
+        if len(fs) >= min_size
+    }
+    out = {name: np.full(n_runs, np.nan) for name in sets}
+    for j in range(n_runs):
+        ok = np.flatnonzero(observed[:, j])
+        n = ok.size
+        if n < 2:
+            continue
+        order = ok[np.lexsort((names[ok], -cdf[ok, j]))]
+        rank_of = np.full(n_feat, -1)
+        rank_of[order] = np.arange(n)
+        weights = np.abs(n / 2 - np.arange(1, n + 1)) ** tau  # symmetric rank scores
+        for name, idx in sets.items():
+            pos = np.sort(rank_of[idx][rank_of[idx] >= 0])
+            m = pos.size
+            if m == 0 or m == n:
+                continue
+            w = weights[pos]
+            total = w.sum()
+            up = np.cumsum(w) / total
+            k = np.arange(m)
+            after = up - (pos - k) / (n - m)
+            before = np.concatenate([[0.0], up[:-1]]) - (pos - k) / (n - m)
+            out[name][j] = max(after.max(), 0) + min(before.min(), 0)
     return pd.DataFrame.from_dict(out, orient="index", columns=matrix.columns)

@@ -1,182 +1,96 @@
-"""Protein quantification: search-engine output to a log2 protein x run matrix.
+"""Protein quantification: the ion table of any search engine to a log2 protein x run matrix.
 
-Sits between laser microdissection and statistics. :func:`read_diann` streams only the needed
-columns of a DIA-NN main report and applies the q-value filters; :func:`maxlfq` is MaxLFQ as the R
-package iq defines it (Pham et al. 2020, Bioinformatics 36:2611); :func:`quant_qc` summarises each run.
+Sits between laser microdissection and statistics. The readers (:mod:`dvp_pipeline.readers`, one
+module per format) turn search-engine output into one ion table; :func:`maxlfq` is MaxLFQ exactly as
+the R package iq defines it (Pham et al. 2020, Bioinformatics 36:2611), vectorised over proteins;
+:func:`quantify` picks MaxLFQ, directLFQ, top-N or sum and a normalisation; :func:`quant_qc`
+summarises each run.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
-from tqdm import tqdm
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.readers import Filters, read_ions
+from dvp_pipeline.readers import report_runs as _report_runs
 
-DIANN_REQUIRED = ["Run", "Protein.Group", "Genes", "Precursor.Id", "Q.Value", "PG.Q.Value"]
+__all__ = [
+    "Filters",
+    "config_runs",
+    "directlfq",
+    "maxlfq",
+    "maxlfq_matrix",
+    "normalize",
+    "quant_qc",
+    "quantify",
+    "read_diann",
+    "read_ions",
+    "report_runs",
+    "sum_ions",
+    "top_n",
+]
 
+METHODS = ["maxlfq", "directlfq", "topn", "sum"]
+NORMALIZATIONS = ["none", "median", "directlfq"]
 
-def _format(path: Path, fmt: str) -> str:
-    if fmt != "auto":
-        return fmt
-    cols = _columns(path)
-    if {"Run", "Protein.Group", "Precursor.Id"} <= set(cols):
-        return "diann"
-    raise DVPError(
-        f"{path}: cannot tell the search engine from its columns ({', '.join(cols[:8])} ...); "
-        "supported: DIA-NN main report (.parquet or .tsv)"
-    )
-
-
-def _columns(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DVPError(f"{path}: search-engine report not found")
-    try:
-        if path.suffix == ".parquet":
-            return pq.read_schema(path).names
-        return pd.read_csv(path, sep="\t", nrows=0).columns.tolist()
-    except Exception as err:  # pyarrow/pandas raise many types for damaged files
-        raise DVPError(f"{path}: cannot read the report header ({err})") from err
-
-
-def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
-    missing = [c for c in columns if c not in _columns(path)]
-    if missing:
-        raise DVPError(f"{path}: missing column(s) {', '.join(missing)} expected in a DIA-NN main report")
-    try:
-        if path.suffix == ".parquet":
-            return pq.read_table(path, columns=columns).to_pandas()
-        return pd.read_csv(path, sep="\t", usecols=columns)
-    except Exception as err:
-        raise DVPError(f"{path}: cannot read columns {', '.join(columns)} ({err})") from err
+# Elements of the (proteins, pairs, ions) difference array built at once: ~16 MB per buffer keeps
+# peak memory flat however many proteins and runs there are.
+_CHUNK_ELEMENTS = 1 << 21
+# Pairwise differences are reduced to medians in blocks this size, small enough to stay in cache.
+_MEDIAN_ELEMENTS = 1 << 17
 
 
 def report_runs(path: str | Path, *, fmt: str = "auto") -> set[str]:
-    """The run names in a search-engine report, reading only its run column."""
-    path = Path(path)
-    _format(path, fmt)
-    return set(_read_columns(path, ["Run"])["Run"].astype(str).unique())
+    """The run names in a search-engine output, reading only its run column."""
+    return _report_runs(path, fmt=fmt)
 
 
 def read_diann(
     path: str | Path, *, quantity: str = "Precursor.Normalised", precursor_q: float = 0.01, protein_q: float = 0.01
 ) -> pd.DataFrame:
-    """Read a DIA-NN main report into the pipeline's precursor long table.
+    """Read a DIA-NN main report into the ion table (see :mod:`dvp_pipeline.readers.diann`)."""
+    from dvp_pipeline.readers import diann
+    from dvp_pipeline.readers._table import columns
 
-    Keeps rows with run-specific ``Q.Value <= precursor_q`` and ``PG.Q.Value <= protein_q``, drops
-    decoys (``Decoy == 1`` when the column is there) and rows without a positive quantity.
-
-    Returns
-    -------
-    DataFrame with columns run, protein, genes, precursor, intensity (linear), q_value, pg_q_value.
-    """
-    path = Path(path)
-    if _format(path, "auto") != "diann":
-        raise DVPError(f"{path}: not a DIA-NN report")
-    cols = DIANN_REQUIRED + [quantity] + (["Decoy"] if "Decoy" in _columns(path) else [])
-    raw = _read_columns(path, list(dict.fromkeys(cols)))
-    intensity = pd.to_numeric(raw[quantity], errors="coerce")
-    bad = raw[quantity].notna() & intensity.isna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DVPError(f"{path}: column {quantity}, row {row + 1}: {raw[quantity].iloc[row]!r} is not a number")
-    if (intensity < 0).any():
-        row = int(np.flatnonzero((intensity < 0).to_numpy())[0])
-        raise DVPError(f"{path}: column {quantity}, row {row + 1}: negative intensity {intensity.iloc[row]}")
-    keep = (raw["Q.Value"] <= precursor_q) & (raw["PG.Q.Value"] <= protein_q) & (intensity > 0)
-    if "Decoy" in raw:
-        keep &= raw["Decoy"].fillna(0) == 0
-    table = pd.DataFrame(
-        {
-            "run": raw["Run"].astype(str),
-            "protein": raw["Protein.Group"].astype(str),
-            "genes": raw["Genes"].fillna("").astype(str),
-            "precursor": raw["Precursor.Id"].astype(str),
-            "intensity": intensity,
-            "q_value": raw["Q.Value"],
-            "pg_q_value": raw["PG.Q.Value"],
-        }
-    )[keep.to_numpy()]
-    if table.empty:
-        raise DVPError(
-            f"{path}: no precursor passes the filters (Q.Value <= {precursor_q}, "
-            f"PG.Q.Value <= {protein_q}, {quantity} > 0)"
-        )
-    return table.reset_index(drop=True)
+    if not diann.detect(set(columns(path))):
+        raise DVPError(f"{path}: not a DIA-NN report (expected columns Run, Protein.Group, Precursor.Id)")
+    return diann.read(Path(path), Filters(precursor_q=precursor_q, protein_q=protein_q, quantity=quantity))
 
 
-def _maxlfq_protein(x: np.ndarray) -> np.ndarray:
-    """MaxLFQ of one protein: ``x`` is ions x samples of log2 intensities with NaN for missing."""
-    n = x.shape[1]
-    if x.shape[0] == 1:
-        return x[0].copy()
-    seen = ~np.isnan(x)
-    # Pairwise medians of ion-wise log2 ratios; NaN where two samples share no ion.
-    with np.errstate(all="ignore"):
-        diffs = x[:, None, :] - x[:, :, None]  # diffs[k, i, j] = x[k, j] - x[k, i]
-    shared = (seen[:, None, :] & seen[:, :, None]).any(axis=0)
-    ratio = np.full((n, n), np.nan)
-    if shared.any():
-        ii, jj = np.nonzero(shared)
-        ratio[ii, jj] = np.nanmedian(diffs[:, ii, jj], axis=0)
-    estimate = np.full(n, np.nan)
-    for members in _components(shared):
-        if len(members) == 1:
-            col = x[:, members[0]]
-            estimate[members[0]] = np.median(col[~np.isnan(col)]) if (~np.isnan(col)).any() else np.nan
-            continue
-        estimate[members] = _solve_component(x[:, members], ratio[np.ix_(members, members)])
-    return estimate
-
-
-def _components(shared: np.ndarray) -> list[np.ndarray]:
-    """Connected groups of samples, two samples being connected when they share an ion."""
-    n = shared.shape[0]
-    label = np.full(n, -1)
-    groups = []
-    for start in range(n):
-        if label[start] >= 0:
-            continue
-        label[start] = len(groups)
-        stack, members = [start], [start]
-        while stack:
-            i = stack.pop()
-            for j in np.flatnonzero(shared[i] & (label < 0)):
-                label[j] = len(groups)
-                stack.append(j)
-                members.append(j)
-        groups.append(np.sort(np.array(members)))
-    return groups
-
-
-def _solve_component(x: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-    """Least-squares fit of sample log2 abundances to pairwise median ratios, as iq's maxLFQ.do.
-
-    Minimises sum over connected pairs (w_j - w_i - r_ij)^2 subject to mean(w) = mean of all observed
-    values, solved through the same bordered normal equations iq builds.
-    """
-    n = x.shape[1]
-    iu, ju = np.triu_indices(n, k=1)
-    r = ratio[iu, ju]
-    ok = ~np.isnan(r)
-    iu, ju, r = iu[ok], ju[ok], r[ok]
-    ata = np.zeros((n, n))
-    np.add.at(ata, (iu, ju), -1.0)
-    np.add.at(ata, (ju, iu), -1.0)
-    np.add.at(ata, (iu, iu), 1.0)
-    np.add.at(ata, (ju, ju), 1.0)
-    atb = np.zeros(n)
-    np.add.at(atb, iu, -r)
-    np.add.at(atb, ju, r)
-    system = np.zeros((n + 1, n + 1))
-    system[:n, :n] = 2 * ata
-    system[:n, n] = 1.0
-    system[n, :n] = 1.0
-    rhs = np.append(2 * atb, np.nanmean(x) * n)
-    return np.linalg.lstsq(system, rhs, rcond=None)[0][:n]
+def _encode(data: pd.DataFrame, protein: str, ion: str, sample: str, intensity: str):
+    """Ion rows x samples matrix of summed log2 intensities, with the protein of each row."""
+    for col in (protein, ion, sample, intensity):
+        if col not in data:
+            raise DVPError(f"maxlfq: input has no column '{col}' (columns: {', '.join(map(str, data.columns))})")
+    col = data[sample]
+    if isinstance(col.dtype, pd.CategoricalDtype):  # fast path for the readers' categoricals
+        samples = pd.Index(col.cat.categories[pd.unique(col.cat.codes[col.cat.codes >= 0])])
+    else:
+        samples = pd.Index(pd.unique(col))
+    values = pd.to_numeric(data[intensity], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(values) & (values > 0)
+    s_code = pd.Index(samples).get_indexer(data[sample])[ok]
+    p_code, proteins = pd.factorize(data[protein][ok], sort=True)
+    i_code = pd.factorize(data[ion][ok])[0]
+    # Rows sorted by protein then ion: proteins are contiguous blocks of the matrix.
+    n_ions = int(i_code.max(initial=0)) + 1
+    key = p_code.astype(np.int64) * n_ions + i_code
+    row, keys = pd.factorize(key, sort=True)
+    n_s = len(samples)
+    flat = row.astype(np.int64) * n_s + s_code
+    summed = np.bincount(flat, weights=values[ok], minlength=len(keys) * n_s)
+    with np.errstate(divide="ignore"):
+        matrix = np.where(summed > 0, np.log2(summed), np.nan).reshape(len(keys), n_s)
+    row_protein = (keys // n_ions).astype(np.int64)
+    return matrix, row_protein, pd.Index(proteins, name=protein), samples
 
 
 def maxlfq(
@@ -186,8 +100,14 @@ def maxlfq(
     ion: str = "ion",
     sample: str = "sample",
     intensity: str = "intensity",
+    threads: int | None = None,
 ) -> pd.DataFrame:
-    """MaxLFQ protein abundances from a long table of ion intensities.
+    """MaxLFQ protein abundances from a long table of ion intensities, as iq computes them.
+
+    Per protein, samples fall into groups connected by shared ions. A one-sample group gets the
+    median of its ions; a larger group gets the least-squares fit to the median log2 ratios of its
+    connected sample pairs, with the group's mean fixed to the mean of its observed log2 values. A
+    protein with one ion returns that ion. Proteins are processed in vectorised batches.
 
     Parameters
     ----------
@@ -196,6 +116,9 @@ def maxlfq(
         not positive are ignored; several rows of the same ion and sample are summed.
     protein, ion, sample, intensity
         Column names.
+    threads
+        Threads for the protein batches (``None``: the cores available, at most 8). The result does
+        not depend on it.
 
     Returns
     -------
@@ -209,41 +132,348 @@ def maxlfq(
     >>> maxlfq(long).round(3).loc["P"].tolist()
     [3.0, 4.0]
     """
-    for col in (protein, ion, sample, intensity):
-        if col not in data:
-            raise DVPError(f"maxlfq: input has no column '{col}' (columns: {', '.join(map(str, data.columns))})")
-    values = pd.to_numeric(data[intensity], errors="coerce")
-    table = data.loc[values.gt(0).to_numpy(), [protein, ion, sample]].assign(_v=values[values > 0])
-    samples = pd.Index(pd.unique(data[sample]))
-    if table.empty:
-        return pd.DataFrame(columns=samples, dtype=float)
-    summed = table.groupby([protein, ion, sample], sort=True, observed=True)["_v"].sum()
-    wide = np.log2(summed.unstack(sample).reindex(columns=samples))
-    proteins = wide.index.get_level_values(0)
-    starts = np.flatnonzero(np.r_[True, proteins[1:] != proteins[:-1]])
-    ends = np.r_[starts[1:], len(proteins)]
-    matrix = wide.to_numpy()
-    bounds = tqdm(
-        zip(starts, ends, strict=True), total=len(starts), desc="MaxLFQ", unit=" proteins", disable=None, mininterval=2
-    )  # shown on a terminal only, not in job logs
-    out = np.vstack([_maxlfq_protein(matrix[s:e]) for s, e in bounds])
-    return pd.DataFrame(out, index=pd.Index(proteins[starts], name=protein), columns=samples)
+    matrix, row_protein, proteins, samples = _encode(data, protein, ion, sample, intensity)
+    out = maxlfq_matrix(matrix, row_protein, len(proteins), threads=threads)
+    return pd.DataFrame(out, index=proteins, columns=samples)
 
 
-def quant_qc(precursors: pd.DataFrame, proteins: pd.DataFrame) -> pd.DataFrame:
+def maxlfq_matrix(
+    matrix: np.ndarray, row_protein: np.ndarray, n_proteins: int, *, threads: int | None = None
+) -> np.ndarray:
+    """MaxLFQ on an ions x samples log2 matrix whose rows are grouped by ``row_protein`` (sorted).
+
+    Returns proteins x samples. Proteins are batched by ion count so that the pairwise medians and
+    the linear systems of a whole batch are single numpy calls; batches run on ``threads`` threads
+    (numpy releases the GIL in them; ``None``: the cores this process may use, at most 8).
+    """
+    n_s = matrix.shape[1]
+    out = np.full((n_proteins, n_s), np.nan)
+    if matrix.shape[0] == 0:
+        return out
+    starts = np.searchsorted(row_protein, np.arange(n_proteins))
+    counts = np.diff(np.r_[starts, len(row_protein)])
+    single = np.flatnonzero(counts == 1)
+    out[single] = matrix[starts[single]]
+    multi = np.flatnonzero(counts > 1)
+    if n_s == 1:
+        for p in multi:  # one sample: a group of one, the median of the ions
+            out[p, 0] = _nanmedian(matrix[starts[p] : starts[p] + counts[p], 0])
+        return out
+    iu, ju = np.triu_indices(n_s, k=1)
+    order = multi[np.argsort(counts[multi], kind="stable")]
+    chunks, pos = [], 0
+    while pos < len(order):
+        # Widen the batch's ion count to its largest member (padded with NaN, which medians ignore).
+        chunk = order[pos : pos + max(1, _CHUNK_ELEMENTS // (len(iu) * counts[order[pos]]))]
+        chunk = chunk[: max(1, _CHUNK_ELEMENTS // (len(iu) * counts[chunk[-1]]))]
+        chunks.append(chunk)
+        pos += len(chunk)
+
+    def run(chunk: np.ndarray) -> None:
+        k = counts[chunk[-1]]
+        rows = starts[chunk][:, None] + np.arange(k)[None, :]
+        valid = np.arange(k)[None, :] < counts[chunk][:, None]
+        x = np.where(valid[:, :, None], matrix[np.minimum(rows, len(matrix) - 1)], np.nan)
+        out[chunk] = _maxlfq_batch(x, iu, ju)
+
+    threads = threads or min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    if threads <= 1 or len(chunks) == 1:
+        for chunk in chunks:
+            run(chunk)
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(run, chunks))  # each chunk writes its own rows of out
+    return out
+
+
+def _nanmedian(v: np.ndarray) -> float:
+    v = v[~np.isnan(v)]
+    return float(np.median(v)) if len(v) else np.nan
+
+
+def _median_last_axis(values: np.ndarray) -> np.ndarray:
+    """Median over the last axis ignoring NaN (NaN where none), as R's median(na.rm = TRUE).
+
+    ``values`` is overwritten. Rows are short (one value per ion) and contiguous, where numpy's
+    sort is fastest; missing values become +inf so that they sort last.
+    """
+    k = values.shape[-1]
+    missing = np.isnan(values)
+    n = k - missing.sum(axis=-1)
+    if k == 2:  # the commonest case: the mean of what is there
+        a, b = values[..., 0], values[..., 1]
+        return np.where(np.isnan(a), b, np.where(np.isnan(b), a, (a + b) / 2))
+    values[missing] = np.inf
+    values.sort(axis=-1)
+    lo = np.take_along_axis(values, np.maximum((n - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+    hi = np.take_along_axis(values, np.maximum(n // 2, 0)[..., None], axis=-1)[..., 0]
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, (lo + hi) / 2, np.nan)
+
+
+def _maxlfq_batch(x: np.ndarray, iu: np.ndarray, ju: np.ndarray) -> np.ndarray:
+    """MaxLFQ of a batch: ``x`` is proteins x ions x samples (log2, NaN missing)."""
+    b, _, n = x.shape
+    xt = np.ascontiguousarray(x.transpose(0, 2, 1))  # (b, samples, ions): a pair's ions contiguous
+    ratio = np.empty((b, len(iu)))
+    # Pairs in blocks that stay in the CPU cache (and bound memory for proteins with many ions).
+    step = max(1, _MEDIAN_ELEMENTS // (xt.shape[2] * b))
+    with np.errstate(invalid="ignore"):
+        for s in range(0, len(iu), step):
+            pairs = slice(s, s + step)
+            ratio[:, pairs] = _median_last_axis(xt[:, ju[pairs], :] - xt[:, iu[pairs], :])
+    linked = ~np.isnan(ratio)
+    # Connected groups of samples, all proteins of the batch at once as one block-diagonal graph.
+    pb, pk = np.nonzero(linked)
+    offset = pb * n
+    graph = coo_matrix((np.ones(len(pb)), (offset + iu[pk], offset + ju[pk])), shape=(b * n, b * n))
+    _, label = connected_components(graph, directed=False)
+    label = label.reshape(b, n)
+    seen = ~np.isnan(x)
+    col_sum = np.where(seen, x, 0.0).sum(axis=1)
+    col_cnt = seen.sum(axis=1)
+    size = np.bincount(label.ravel(), minlength=b * n)
+    comp_mean = np.bincount(label.ravel(), weights=col_sum.ravel(), minlength=b * n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        comp_mean = comp_mean / np.bincount(label.ravel(), weights=col_cnt.ravel(), minlength=b * n)
+    # Graph Laplacian and A'b of iq's normal equations.
+    r = np.where(linked, ratio, 0.0)
+    w = linked.astype(float)
+    lap = np.zeros((b, n, n))
+    lap[:, iu, ju] = -w
+    lap[:, ju, iu] = -w
+    lap[:, np.arange(n), np.arange(n)] = -lap.sum(axis=2)
+    anti = np.zeros((b, n, n))
+    anti[:, iu, ju] = r
+    anti[:, ju, iu] = -r
+    atb = anti.sum(axis=1)
+    # iq solves [2L 1; 1' 0][w; l] = [2A'b; N m] per group; with l = 0 this is L w = A'b with
+    # mean(w) = m, i.e. (L + J/N) w = A'b + m, which stays non-singular for every group at once.
+    same = label[:, :, None] == label[:, None, :]
+    system = lap + same / size[label][:, :, None]
+    rhs = atb + comp_mean[label]
+    alone = size[label] == 1
+    if alone.any():  # one-sample groups: iq takes the median of the sample's ions
+        pa, sa = np.nonzero(alone)
+        rhs[pa, sa] = _median_last_axis(x[pa, :, sa].copy())
+    missing = np.isnan(rhs)
+    rhs[missing] = 0.0
+    est = np.linalg.solve(system, rhs[..., None])[..., 0]
+    est[missing | (col_cnt == 0)] = np.nan
+    return est
+
+
+def top_n(
+    data: pd.DataFrame,
+    *,
+    n: int = 3,
+    protein: str = "protein",
+    ion: str = "ion",
+    sample: str = "sample",
+    intensity: str = "intensity",
+) -> pd.DataFrame:
+    """Top-N as iq's ``topN``: the mean log2 of a protein's ``n`` most intense ions.
+
+    Ions are ranked per protein by their mean log2 intensity over the samples where they are seen,
+    so the same ions are used in every sample; a sample where none of them is seen is NaN.
+    """
+    matrix, row_protein, proteins, samples = _encode(data, protein, ion, sample, intensity)
+    with np.errstate(invalid="ignore"):
+        score = np.nanmean(matrix, axis=1) if matrix.size else np.zeros(0)
+    order = np.lexsort((-score, row_protein))
+    starts = np.searchsorted(row_protein[order], row_protein[order])
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - starts
+    keep = rank < n
+    frame = pd.DataFrame(matrix[keep]).groupby(row_protein[keep]).mean()
+    out = np.full((len(proteins), len(samples)), np.nan)
+    out[frame.index.to_numpy()] = frame.to_numpy()
+    return pd.DataFrame(out, index=proteins, columns=samples)
+
+
+def sum_ions(
+    data: pd.DataFrame,
+    *,
+    protein: str = "protein",
+    ion: str = "ion",
+    sample: str = "sample",
+    intensity: str = "intensity",
+) -> pd.DataFrame:
+    """log2 of the summed intensity of a protein's ions in each sample."""
+    matrix, row_protein, proteins, samples = _encode(data, protein, ion, sample, intensity)
+    linear = np.where(np.isnan(matrix), 0.0, 2.0**matrix)
+    total = np.zeros((len(proteins), len(samples)))
+    np.add.at(total, row_protein, linear)
+    with np.errstate(divide="ignore"):
+        return pd.DataFrame(np.where(total > 0, np.log2(total), np.nan), index=proteins, columns=samples)
+
+
+def directlfq(
+    data: pd.DataFrame,
+    *,
+    protein: str = "protein",
+    ion: str = "ion",
+    sample: str = "sample",
+    intensity: str = "intensity",
+    normalize: bool = True,
+    num_cores: int = 1,
+) -> pd.DataFrame:
+    """Protein abundances from the ``directlfq`` package (Ammar et al. 2023), log2.
+
+    Needs the optional extra ``dvp-pipeline[directlfq]``. ``normalize`` runs directLFQ's own
+    between-sample normalisation first.
+    """
+    try:
+        import directlfq.config as dlconfig
+        import directlfq.normalization as dlnorm
+        import directlfq.protein_intensity_estimation as dlprot
+    except ImportError as err:
+        raise DVPError(
+            "quantify.method: directlfq needs the directlfq package: pip install 'dvp-pipeline[directlfq]'"
+        ) from err
+    matrix, row_protein, proteins, samples = _encode(data, protein, ion, sample, intensity)
+    dlconfig.set_global_protein_and_ion_id(protein_id="protein", quant_id="ion")
+    dlconfig.set_log_processed_proteins(log_processed_proteins=False)
+    dlconfig.set_compile_normalized_ion_table(compile_normalized_ion_table=False)
+    dlconfig.check_wether_to_copy_numpy_arrays_derived_from_pandas()
+    index = pd.MultiIndex.from_arrays(
+        [proteins.astype(str)[row_protein], np.arange(len(row_protein)).astype(str)], names=["protein", "ion"]
+    )
+    ions = pd.DataFrame(matrix, index=index, columns=[str(s) for s in samples]).dropna(how="all")
+    if normalize:
+        ions = dlnorm.NormalizationManagerSamplesOnSelectedProteins(ions, num_samples_quadratic=50).complete_dataframe
+    result, _ = dlprot.estimate_protein_intensities(ions, min_nonan=1, num_samples_quadratic=10, num_cores=num_cores)
+    result = result.set_index("protein")
+    with np.errstate(divide="ignore"):
+        out = np.log2(result.replace(0, np.nan))
+    out = out[[str(s) for s in samples]].set_axis(samples, axis=1)
+    return out.reindex(proteins.astype(str)).set_axis(proteins, axis=0)
+
+
+def normalize(matrix: pd.DataFrame, *, method: str = "median", groups: pd.Series | None = None) -> pd.DataFrame:
+    """Shift each run (column) of a log2 protein matrix so that runs compare.
+
+    Parameters
+    ----------
+    matrix
+        Proteins x runs, log2.
+    method
+        ``none``; ``median``: each run's median log2 difference to the group's reference (the
+        row-wise median of the group's runs) over the proteins it shares with it is removed;
+        ``directlfq``: directLFQ's pairwise anchoring of runs (needs the ``directlfq`` package).
+    groups
+        Run -> group (e.g. cell type); runs are normalised within their group only. ``None``: all
+        runs together.
+    """
+    if method not in NORMALIZATIONS:
+        raise DVPError(f"quantify.normalize: unknown method '{method}'; expected one of {', '.join(NORMALIZATIONS)}")
+    if method == "none" or matrix.shape[1] < 2:
+        return matrix
+    labels = pd.Series("all", index=matrix.columns) if groups is None else groups.reindex(matrix.columns).fillna("")
+    out = matrix.copy()
+    for _, runs in labels.groupby(labels, sort=False):
+        block = matrix[runs.index]
+        if method == "median":
+            reference = block.median(axis=1)
+            shift = block.sub(reference, axis=0).median(axis=0).fillna(0.0)
+            out[runs.index] = block - shift
+        else:
+            try:
+                import directlfq.normalization as dlnorm
+            except ImportError as err:
+                raise DVPError("quantify.normalize: directlfq needs pip install 'dvp-pipeline[directlfq]'") from err
+            manager = dlnorm.NormalizationManagerSamples(block.copy(), num_samples_quadratic=50)
+            out[runs.index] = manager.complete_dataframe.to_numpy()
+    return out
+
+
+def quantify(
+    ions: pd.DataFrame,
+    *,
+    method: str = "maxlfq",
+    top: int = 3,
+    normalization: str = "none",
+    groups: pd.Series | None = None,
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Protein x run log2 matrix from the ion table (columns run, protein, precursor, intensity).
+
+    ``method`` is one of :data:`METHODS`, ``normalization`` one of :data:`NORMALIZATIONS` (applied
+    within ``groups``, run -> group, or across all runs); ``threads`` is passed to :func:`maxlfq`.
+    """
+    cols = {"protein": "protein", "ion": "precursor", "sample": "run", "intensity": "intensity"}
+    if method == "maxlfq":
+        matrix = maxlfq(ions, threads=threads, **cols)
+    elif method == "topn":
+        matrix = top_n(ions, n=top, **cols)
+    elif method == "sum":
+        matrix = sum_ions(ions, **cols)
+    elif method == "directlfq":
+        matrix = directlfq(ions, normalize=False, **cols)
+    else:
+        raise DVPError(f"quantify.method: unknown method '{method}'; expected one of {', '.join(METHODS)}")
+    return normalize(matrix, method=normalization, groups=groups)
+
+
+def quant_qc(precursors: pd.DataFrame, proteins: pd.DataFrame, groups: pd.Series | None = None) -> pd.DataFrame:
     """Per-run identification and intensity summary.
 
-    ``precursors`` is the filtered long table (run, precursor, ...), ``proteins`` the log2 protein x
-    run matrix. Returns one row per run: precursors, proteins, missing_fraction, median_log2.
+    Parameters
+    ----------
+    precursors
+        The filtered ion table (run, precursor, ...).
+    proteins
+        The log2 protein x run matrix.
+    groups
+        Run -> replicate group (e.g. cell type and condition). When given, ``median_cv`` is the
+        median over proteins of the coefficient of variation (linear scale) between the runs of the
+        run's group, over proteins quantified in at least two of them.
+
+    Returns
+    -------
+    One row per run: precursors, proteins, missing_fraction, log2 quartiles (q25_log2,
+    median_log2, q75_log2) and, with ``groups``, median_cv.
     """
     runs = proteins.columns
-    counts = precursors.groupby("run")["precursor"].nunique().reindex(runs).fillna(0).astype(int)
-    return pd.DataFrame(
+    counts = precursors.groupby("run", observed=True)["precursor"].nunique().reindex(runs).fillna(0).astype(int)
+    qc = pd.DataFrame(
         {
             "run": runs,
             "precursors": counts.to_numpy(),
             "proteins": proteins.notna().sum().to_numpy(),
             "missing_fraction": proteins.isna().mean().to_numpy().round(4),
+            "q25_log2": proteins.quantile(0.25).to_numpy().round(4),
             "median_log2": proteins.median().to_numpy().round(4),
+            "q75_log2": proteins.quantile(0.75).to_numpy().round(4),
         }
     )
+    if groups is not None:
+        labels = groups.reindex(runs)
+        cv = {}
+        for _, members in labels.groupby(labels, sort=False):
+            linear = 2.0 ** proteins[members.index]
+            ok = linear.notna().sum(axis=1) >= 2
+            per_protein = linear[ok].std(axis=1, ddof=1) / linear[ok].mean(axis=1)
+            value = round(float(per_protein.median()), 4) if ok.any() else np.nan
+            cv.update(dict.fromkeys(members.index, value))
+        qc["median_cv"] = [cv.get(r, np.nan) for r in runs]
+    return qc
+
+
+def config_runs(section: dict, *, base: str | Path = ".") -> set[str]:
+    """The runs the quantify config section's input holds: the report's, or the mzML files' names.
+
+    Paths in ``section`` are relative to ``base``; missing mzML or identification files fail here.
+    """
+    from dvp_pipeline.readers.mzml import run_name
+
+    base = Path(base)
+    if section.get("format") == "mzml":
+        for key in ("spectra", "identifications"):
+            for f in section.get(key, []):
+                if not (base / f).is_file():
+                    raise DVPError(f"quantify.{key}: file {base / f} not found")
+        if len(section.get("spectra", [])) != len(section.get("identifications", [])):
+            raise DVPError("quantify.spectra and quantify.identifications must list the same number of files")
+        return {run_name(f) for f in section.get("spectra", [])}
+    return report_runs(base / section["report"], fmt=section.get("format", "auto"))

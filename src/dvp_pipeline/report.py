@@ -52,6 +52,8 @@ __all__ = [
     "volcano_figure",
     "pathway_score_figure",
     "pathway_heatmap_figure",
+    "pathway_dotplot_figure",
+    "set_member_heatmap_figure",
     "pathway_scores_long",
     "sample_report",
     "cohort_report",
@@ -501,6 +503,51 @@ def identifications_figure(
     ax_prot.set_title("Identifications per run")
     handles = [Patch(color=c, label=t) for t, c in palette.items() if t in set(table["cell_type"])]
     ax_prot.legend(handles=handles, title="cell type", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig
+
+
+def intensity_cv_figure(
+    proteins: pd.DataFrame,
+    runs: pd.DataFrame,
+    samples: pd.DataFrame | None = None,
+    *,
+    palette: Mapping[str, str] | None = None,
+) -> Figure:
+    """Protein log2 abundance distribution per run, and CV between the runs of each cell type and condition.
+
+    The CV of a protein is sd/mean of its linear abundances over the runs of one cell type and
+    condition where it was quantified (two runs at least); the lower panel shows its distribution.
+    """
+    columns = _run_columns(proteins, runs)
+    matrix = proteins[columns].apply(pd.to_numeric, errors="coerce")
+    meta = _run_meta(runs, samples).set_index("run").reindex(columns)
+    palette = dict(palette) if palette is not None else cell_type_palette(meta["cell_type"])
+    order = _order_runs(meta.reset_index(names="run"), palette, None)["run"].tolist()
+    fig = Figure(figsize=(min(max(6.0, 0.32 * len(order) + 2.5), 20.0), 6.2), layout="constrained")
+    ax_int, ax_cv = fig.subplots(2, 1)
+    data = [matrix[r].dropna().to_numpy() for r in order]
+    parts = ax_int.boxplot(data, showfliers=False, patch_artist=True, widths=0.7)
+    for box, run in zip(parts["boxes"], order, strict=True):
+        box.set_facecolor(palette.get(meta.loc[run, "cell_type"], _NS_COLOR))
+    ax_int.set_xticks(np.arange(1, len(order) + 1), order, rotation=90, fontsize=8)
+    ax_int.set_ylabel("protein log2 abundance")
+    ax_int.set_title("Abundance distribution per run")
+    groups, cvs, colors = [], [], []
+    for (cell_type, condition), members in meta.groupby(["cell_type", "condition"], sort=True):
+        linear = np.exp2(matrix[members.index])
+        ok = linear.notna().sum(axis=1) >= 2
+        if ok.any():
+            cv = (linear[ok].std(axis=1, ddof=1) / linear[ok].mean(axis=1)).to_numpy()
+            groups.append(f"{cell_type}\n{condition}")
+            cvs.append(cv)
+            colors.append(palette.get(cell_type, _NS_COLOR))
+    if cvs:
+        parts = ax_cv.boxplot(cvs, showfliers=False, patch_artist=True, widths=0.6)
+        for box, color in zip(parts["boxes"], colors, strict=True):
+            box.set_facecolor(color)
+        ax_cv.set_xticks(np.arange(1, len(groups) + 1), groups, fontsize=8)
+    ax_cv.set_ylabel("CV between replicate runs")
+    ax_cv.set_title("Coefficient of variation per cell type and condition")
     return fig
 
 
@@ -1029,6 +1076,105 @@ def _tsv_data_uri(table: pd.DataFrame) -> str:
     return "data:text/tab-separated-values;base64," + base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
+def pathway_dotplot_figure(
+    table: pd.DataFrame,
+    *,
+    title: str = "",
+    highlight: Sequence[str] = (),
+    n_sets: int = 15,
+    fdr: float = 0.05,
+) -> Figure | None:
+    """Dot plot of one pathway table: the top sets by P value plus the highlighted ones.
+
+    x is -log10 P, signed by direction (camera's Direction, or the sign of GSEA's NES); dot size is
+    the number of measured members; filled dots have FDR below ``fdr``. JAK/STAT sets in bold.
+    """
+    if table is None or table.empty or "PValue" not in table.columns:
+        return None
+    ordered = table.sort_values("PValue", kind="stable")
+    shown = pd.concat([ordered.head(n_sets), ordered[ordered["set"].isin(list(highlight))]]).drop_duplicates("set")
+    shown = shown.iloc[::-1]  # best at the top
+    p = np.clip(shown["PValue"].to_numpy(dtype=float), 1e-300, 1.0)
+    if "Direction" in shown.columns:
+        sign = np.where(shown["Direction"].astype(str) == "Down", -1.0, 1.0)
+    elif "NES" in shown.columns:
+        sign = np.sign(shown["NES"].to_numpy(dtype=float))
+    else:
+        sign = np.ones(len(shown))
+    x = sign * -np.log10(p)
+    sizes = shown["NGenes"].to_numpy(dtype=float) if "NGenes" in shown.columns else np.full(len(shown), 20.0)
+    significant = shown["FDR"].to_numpy(dtype=float) < fdr if "FDR" in shown.columns else np.zeros(len(shown), bool)
+    colors = np.where(x > 0, _UP_COLOR, _DOWN_COLOR)
+    fig = Figure(figsize=(7.2, 1.2 + 0.28 * len(shown)), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(shown))
+    area = 15 + 120 * sizes / max(sizes.max(), 1)
+    ax.scatter(x[significant], y[significant], s=area[significant], c=colors[significant], linewidths=0)
+    ax.scatter(
+        x[~significant], y[~significant], s=area[~significant], facecolors="none", edgecolors=colors[~significant]
+    )
+    ax.axvline(0, color="grey", linewidth=0.6)
+    ax.set_yticks(y, [f"{n} ({int(k)})" for n, k in zip(shown["set"], sizes, strict=True)], fontsize=7)
+    for tick, name in zip(ax.get_yticklabels(), shown["set"], strict=True):
+        if is_jak_stat(name):
+            tick.set_fontweight("bold")
+            tick.set_color("#8a5a00")
+    limit = max(float(np.abs(x).max()) * 1.1, 1.0)
+    ax.set_xlim(-limit, limit)
+    ax.set_xlabel(f"-log10 P, signed by direction (filled: FDR < {fdr:g}; size: measured members)", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def set_member_heatmap_figure(
+    proteins: pd.DataFrame,
+    runs: pd.DataFrame,
+    samples: pd.DataFrame | None,
+    members: Sequence[str],
+    *,
+    title: str = "",
+    palette: Mapping[str, str] | None = None,
+    conditions: Mapping[str, tuple[str, str]] | None = None,
+    max_rows: int = 60,
+) -> Figure | None:
+    """Heatmap of a gene set's measured proteins across runs (z-score within each cell type).
+
+    ``proteins`` is ``proteins.tsv`` (protein, genes, one column per run); a protein counts as a
+    member when any of its genes is in ``members`` (case-insensitive). Rows are the proteins with
+    the most values, at most ``max_rows``.
+    """
+    if "genes" not in proteins.columns:
+        return None
+    wanted = {m.upper() for m in members}
+    genes = proteins["genes"].astype(str)
+    hit = genes.map(lambda g: any(x.strip().upper() in wanted for x in g.split(";")))
+    run_columns = [r for r in runs["run"].astype(str) if r in proteins.columns]
+    block = proteins.loc[hit.to_numpy(), run_columns].apply(pd.to_numeric, errors="coerce")
+    if block.empty:
+        return None
+    label = genes[hit].map(lambda g: g.split(";")[0])
+    block.index = [f"{lab} " if lab in set(label.iloc[:i]) else lab for i, lab in enumerate(label)]
+    block = block.loc[block.notna().sum(axis=1).sort_values(ascending=False, kind="stable").index[:max_rows]]
+    block = block.loc[sorted(block.index)]
+    cell_type = runs.set_index(runs["run"].astype(str))["cell_type"]
+    z = block.copy()
+    for _, cols in cell_type.reindex(run_columns).groupby(cell_type.reindex(run_columns)).groups.items():
+        part = block[list(cols)]
+        sd = part.std(axis=1, ddof=1)
+        z[list(cols)] = part.sub(part.mean(axis=1), axis=0).div(sd.where(sd > 0), axis=0)
+    long = z.rename_axis("set").reset_index().melt(id_vars="set", var_name="run", value_name="score")
+    long = long.merge(runs[["run", "sample", "cell_type"]].astype(str), on="run")
+    if samples is not None and "condition" in samples.columns:
+        long = long.merge(samples[["sample", "condition"]].astype(str), on="sample", how="left")
+    else:
+        long["condition"] = ""
+    fig = pathway_heatmap_figure(long, sets=list(z.index), palette=palette, conditions=conditions)
+    if fig is not None:
+        fig.axes[-1].set_ylabel("protein z-score\n(within cell type)")
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
 def _table(
     table: pd.DataFrame,
     *,
@@ -1544,6 +1690,7 @@ def cohort_report(
         "identifications": None,
         "qc": None,
         "missing": None,
+        "intensity_cv": None,
         "missing_summary": None,
         "pca": None,
         "diff_summary": None,
@@ -1551,6 +1698,7 @@ def cohort_report(
         "contrasts": [],
         "heatmap": None,
         "missing_sets": [],
+        "member_heatmap": None,
     }
 
     if quant_qc is not None:
@@ -1570,6 +1718,12 @@ def cohort_report(
     if proteins is not None:
         columns = _run_columns(proteins, runs)
         matrix = proteins[columns].apply(pd.to_numeric, errors="coerce")
+        context["intensity_cv"] = _figure(
+            intensity_cv_figure(proteins, runs, samples, palette=palette),
+            alt="abundance distribution per run and CV between replicate runs",
+            dpi=dpi,
+            wide=True,
+        )
         context["missing"] = _figure(
             missing_values_figure(proteins, runs, samples, palette=palette),
             alt="missing values per run",
@@ -1603,6 +1757,8 @@ def cohort_report(
             "volcano": None,
             "top": None,
             "pathways": None,
+            "dotplot": None,
+            "imputed": None,
             "color": palette.get(cell_type, _NS_COLOR),
         }
         table = differential.get((cell_type, contrast))
@@ -1629,6 +1785,15 @@ def cohort_report(
                 alt=f"volcano plot {cell_type} {contrast}",
                 dpi=dpi,
             )
+            imputed_columns = [c for c in table.columns if str(c).startswith("n_imputed_")]
+            if imputed_columns:
+                n_imputed = pd.to_numeric(table[imputed_columns].stack(), errors="coerce").fillna(0)
+                if n_imputed.sum() > 0:
+                    proteins_with = int((table[imputed_columns].fillna(0).to_numpy() > 0).any(axis=1).sum())
+                    entry["imputed"] = (
+                        f"Warning: {int(n_imputed.sum())} imputed values enter this test ({proteins_with} proteins); "
+                        "their P values rest partly on invented numbers."
+                    )
             top = table.sort_values("P.Value", kind="stable").head(top_proteins)
             top = top[[c for c in ("genes", "protein", "logFC", "AveExpr", "P.Value", "adj.P.Val") if c in top.columns]]
             entry["top"] = _table(
@@ -1656,6 +1821,13 @@ def cohort_report(
                 )
                 if c in shown.columns
             ]
+            entry["dotplot"] = _figure(
+                pathway_dotplot_figure(
+                    table, title=f"{cell_type}: {block['name']}", highlight=highlight, n_sets=top_sets, fdr=fdr
+                ),
+                alt=f"pathway dot plot {cell_type} {contrast}",
+                dpi=dpi,
+            )
             entry["pathways"] = _table(
                 shown[columns],
                 row_classes=[_set_class(s, highlight) for s in shown["set"]],
@@ -1701,6 +1873,27 @@ def cohort_report(
             dpi=dpi,
             wide=True,
         )
+    jak_sets = [s for s in highlight if is_jak_stat(s)]
+    if proteins is not None and jak_sets:
+        from dvp_pipeline.genesets import load_collection
+
+        hallmark = load_collection("hallmark")
+        members = sorted({g for name in jak_sets for g in hallmark.get(name, [])})
+        if members:
+            context["member_heatmap"] = _figure(
+                set_member_heatmap_figure(
+                    proteins,
+                    runs,
+                    samples,
+                    members,
+                    title=", ".join(jak_sets),
+                    palette=palette,
+                    conditions=conditions,
+                ),
+                alt="heatmap of JAK/STAT member proteins across runs",
+                dpi=dpi,
+                wide=True,
+            )
     return _render("cohort.html.j2", **context)
 
 

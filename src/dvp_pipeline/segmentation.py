@@ -6,12 +6,17 @@ laser-microdissection export, which cuts out exactly these cell outlines. Two me
 
 ``classical``
     Nuclei from the nuclear stain (Gaussian smoothing, automatic threshold, hole filling, size
-    filter, distance-transform watershed to split touching nuclei), then cells as the nuclei grown by
-    a fixed distance without overlap (``skimage.segmentation.expand_labels``). Needs no extra
+    filter, distance-transform watershed to split touching nuclei), then cells by a watershed from
+    the nuclei on a membrane or cytoplasm channel when one is given, else as the nuclei grown by a
+    fixed distance without overlap (``skimage.segmentation.expand_labels``). Needs no extra
     packages and no training; good for nuclear-dense tissue with a clear DAPI/Hoechst stain.
 ``cellpose``
-    The Cellpose deep-learning model (``pip install 'dvp-pipeline[cellpose]'``), optionally with a
-    cytoplasm/membrane channel; better on crowded or irregular cells.
+    The Cellpose deep-learning model (``pip install 'dvp-pipeline[cellpose]'``; the Cellpose 3.1 and
+    4.x APIs), optionally with a cytoplasm/membrane channel; better on crowded or irregular cells.
+
+:func:`segment_cells_and_nuclei` returns whole-cell and nuclear labels linked by their label (the
+nucleus of cell ``k`` is labelled ``k``); :func:`segment` returns the cells only. Whole slides are
+segmented tile by tile by :mod:`dvp_pipeline.tiling`, which calls the same functions.
 
 :func:`match_labels` scores a label image against annotated labels (precision, recall, F1 at an IoU
 threshold), the usual way to check segmentation quality.
@@ -58,15 +63,21 @@ def segment(image: np.ndarray, *, method: str = "classical", **options) -> np.nd
         default 0).
 
         classical: ``smoothing_sigma_um`` (0.5), ``threshold`` (``"otsu"``, ``"li"``,
-        ``"triangle"`` or a number in image intensity units; default ``"otsu"``),
+        ``"triangle"`` or a number in smoothed image intensity units; default ``"otsu"``),
         ``nucleus_diameter_um`` (7.0; sets the watershed marker spacing), ``min_nucleus_area_um2``
-        (8.0; smaller objects are dropped), ``cell_expansion_um`` (3.0; 0 returns nuclei).
+        (8.0; smaller objects are dropped), ``cell_expansion_um`` (3.0; how far cells reach beyond
+        their nucleus; 0 returns nuclei), ``membrane_channel`` or ``cytoplasm_channel`` (index of a
+        channel that outlines cells: cells are then a watershed from the nuclei on it, within
+        ``cell_expansion_um`` of their nucleus; ``None``, the default, grows the nuclei evenly).
 
         cellpose: ``model`` (``None`` = the installed version's generalist model, ``cyto3`` in
         Cellpose 3, ``cpsam`` in Cellpose 4; or a model name or file), ``cytoplasm_channel`` (index
         of a cytoplasm/membrane channel, or ``None`` to segment from the nuclear stain alone),
         ``diameter_um`` (expected cell diameter; ``None``, the default, uses the model's own
-        scale), ``flow_threshold`` (0.4), ``cellprob_threshold`` (0.0), ``gpu`` (False).
+        scale), ``flow_threshold`` (0.4), ``cellprob_threshold`` (0.0), ``gpu`` (False; used only
+        when torch sees a GPU), ``batch_size`` (8; network tiles per batch). Nuclei of Cellpose cells
+        are the cell pixels above the nuclear stain's Otsu threshold when a cytoplasm channel is
+        given, else the cells themselves.
 
     Returns
     -------
@@ -77,6 +88,32 @@ def segment(image: np.ndarray, *, method: str = "classical", **options) -> np.nd
     >>> labels = segment(image, pixel_size_um=0.325, cell_expansion_um=4.0)
     >>> int(labels.max())  # number of cells
     1234
+    """
+    cells, _ = segment_cells_and_nuclei(image, method=method, **options)
+    return cells
+
+
+def segment_cells_and_nuclei(
+    image: np.ndarray, *, method: str = "classical", **options
+) -> tuple[np.ndarray, np.ndarray]:
+    """Segment cells and their nuclei; the nucleus of cell ``k`` has label ``k``.
+
+    Parameters
+    ----------
+    image, method, **options
+        As in :func:`segment`.
+
+    Returns
+    -------
+    cells
+        Whole-cell labels (y, x), uint32, numbered 1..N.
+    nuclei
+        Nuclear labels (y, x), uint32, each inside the cell of the same label (0 = no nucleus
+        there; a cell may lack a nucleus when Cellpose finds no nuclear stain in it).
+
+    Examples
+    --------
+    >>> cells, nuclei = segment_cells_and_nuclei(image, membrane_channel=2)
     """
     methods = {"classical": _segment_classical, "cellpose": _segment_cellpose}
     if method not in methods:
@@ -102,9 +139,18 @@ def segment(image: np.ndarray, *, method: str = "classical", **options) -> np.nd
     pixel_size = options.get("pixel_size_um", 0.5)
     if not isinstance(pixel_size, int | float) or not pixel_size > 0:
         raise DVPError(f"pixel_size_um must be a positive number of micrometres, got {pixel_size!r}")
-    labels = func(image, **options)
-    labels, _, _ = relabel_sequential(labels.astype(np.uint32, copy=False))
-    return labels.astype(np.uint32, copy=False)
+    for key in ("membrane_channel", "cytoplasm_channel"):
+        channel = options.get(key)
+        if channel is not None and not (
+            isinstance(channel, int | np.integer) and not isinstance(channel, bool) and 0 <= channel < image.shape[0]
+        ):
+            raise DVPError(f"{key} {channel!r} is not a channel index of an image with {image.shape[0]} channel(s)")
+    cells, nuclei = func(image, **options)
+    cells, forward, _ = relabel_sequential(np.asarray(cells).astype(np.uint32, copy=False))
+    # The same map keeps the nucleus of cell k labelled k; nuclear pixels outside their cell go.
+    nuclei = forward[np.asarray(nuclei).astype(np.uint32, copy=False)]
+    nuclei[nuclei != cells] = 0
+    return cells.astype(np.uint32, copy=False), nuclei.astype(np.uint32, copy=False)
 
 
 def _segment_classical(
@@ -117,7 +163,9 @@ def _segment_classical(
     nucleus_diameter_um: float = 7.0,
     min_nucleus_area_um2: float = 8.0,
     cell_expansion_um: float = 3.0,
-) -> np.ndarray:
+    membrane_channel: int | None = None,
+    cytoplasm_channel: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     nuclei = segment_nuclei(
         image[nuclear_channel],
         pixel_size_um=pixel_size_um,
@@ -128,8 +176,26 @@ def _segment_classical(
     )
     if cell_expansion_um < 0:
         raise DVPError(f"cell_expansion_um must be >= 0, got {cell_expansion_um}")
+    if membrane_channel is not None and cytoplasm_channel is not None:
+        raise DVPError("give membrane_channel or cytoplasm_channel, not both")
     distance = cell_expansion_um / pixel_size_um
-    return expand_labels(nuclei, distance=distance) if distance > 0 else nuclei
+    if distance <= 0:
+        return nuclei, nuclei
+    outline = membrane_channel if membrane_channel is not None else cytoplasm_channel
+    if outline is None:
+        return expand_labels(nuclei, distance=distance), nuclei
+    sigma = smoothing_sigma_um / pixel_size_um
+    stain = np.asarray(image[outline], dtype=np.float32)
+    if sigma > 0:
+        stain = ndi.gaussian_filter(stain, sigma=sigma)
+    # A membrane stain is bright between cells, so it is the watershed's relief as it is; a
+    # cytoplasm stain is bright inside cells, so cells flood from the nuclei down its gradient.
+    relief = stain if membrane_channel is not None else -stain
+    # Cells never reach further than cell_expansion_um from their nucleus: this bounds cells in
+    # stain-free tissue and keeps the result local (the same in a tile as in the whole image).
+    reach = ndi.distance_transform_edt(nuclei == 0) <= distance
+    cells = watershed(relief, markers=nuclei, mask=reach)
+    return cells, nuclei
 
 
 def segment_nuclei(
@@ -214,9 +280,10 @@ def _segment_cellpose(
     flow_threshold: float = 0.4,
     cellprob_threshold: float = 0.0,
     gpu: bool = False,
-) -> np.ndarray:
+    batch_size: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
     try:
-        from cellpose import models
+        from cellpose import models  # noqa: F401  (fails here, with the install hint, when missing)
     except ImportError as err:
         raise DVPError(
             "segmentation method 'cellpose' needs the cellpose package: pip install 'dvp-pipeline[cellpose]'"
@@ -231,23 +298,66 @@ def _segment_cellpose(
     planes = [nuclear_channel] if cytoplasm_channel is None else [cytoplasm_channel, nuclear_channel]
     data = np.stack([image[i] for i in planes], axis=-1).astype(np.float32)
     diameter = None if diameter_um is None else diameter_um / pixel_size_um
+    if data.shape[-1] == 1:
+        data = data[..., 0]
     kwargs = dict(
         diameter=diameter,
         flow_threshold=flow_threshold,
         cellprob_threshold=cellprob_threshold,
-        channel_axis=-1,
+        batch_size=batch_size,
     )
-    major = int(importlib.metadata.version("cellpose").split(".")[0])
-    # Cellpose 4 has one model (cpsam) reading up to 3 channels; Cellpose 3 names a model type and
-    # takes the (segment, nucleus) channel pair explicitly (1-based, 0 = none/grayscale).
-    if major >= 4:
-        net = models.CellposeModel(gpu=gpu, pretrained_model=model or "cpsam")
-    else:
-        net = models.CellposeModel(gpu=gpu, model_type=model or "cyto3")
+    if data.ndim == 3:
+        kwargs["channel_axis"] = -1
+    net = _cellpose_model(model, gpu)
+    major = _cellpose_major()
+    if major < 4:
+        # Cellpose 3 takes the (segment, nucleus) channel pair explicitly (1-based, 0 = grayscale);
+        # Cellpose 4 (cpsam) reads up to 3 channels as they come.
         kwargs["channels"] = [0, 0] if cytoplasm_channel is None else [1, 2]
-    log.info("cellpose %s, model %s, diameter %s px", major, model or "default", diameter)
-    masks = net.eval(data, **kwargs)[0]
-    return np.asarray(masks)
+    log.info("cellpose %s, model %s, diameter %s px, gpu %s", major, model or "default", diameter, net.gpu)
+    if float(data.max()) == float(data.min()):  # Cellpose's normalisation divides by the range
+        empty = np.zeros(image.shape[1:], dtype=np.int32)
+        return empty, empty
+    cells = np.asarray(net.eval(data, **kwargs)[0]).astype(np.int32)
+    if cytoplasm_channel is None:
+        return cells, cells
+    nuclear = np.asarray(image[nuclear_channel], dtype=np.float32)
+    level = filters.threshold_otsu(nuclear) if nuclear.max() > nuclear.min() else np.inf
+    return cells, np.where(nuclear > level, cells, 0)
+
+
+def _cellpose_major() -> int:
+    return int(importlib.metadata.version("cellpose").split(".")[0])
+
+
+_CELLPOSE_MODELS: dict = {}
+
+
+def _cellpose_model(model: str | None, gpu: bool):
+    """A Cellpose model from a built-in name or a file, loaded once per process (tiles reuse it)."""
+    from pathlib import Path
+
+    from cellpose import models
+
+    key = (model, bool(gpu))
+    if key in _CELLPOSE_MODELS:
+        return _CELLPOSE_MODELS[key]
+    major = _cellpose_major()
+    default = "cpsam" if major >= 4 else "cyto3"
+    name = model or default
+    looks_like_path = any(sep in name for sep in ("/", "\\")) or Path(name).suffix != ""
+    # Cellpose quietly falls back to its default model for a path that does not exist; a typo in
+    # the config must not silently segment with another model.
+    if looks_like_path and not Path(name).is_file():
+        raise DVPError(f"segment.cellpose.model: model file {name} not found")
+    if Path(name).is_file():
+        net = models.CellposeModel(gpu=gpu, pretrained_model=str(name))
+    elif major >= 4:
+        net = models.CellposeModel(gpu=gpu, pretrained_model=name)
+    else:
+        net = models.CellposeModel(gpu=gpu, model_type=name)
+    _CELLPOSE_MODELS[key] = net
+    return net
 
 
 def match_labels(predicted: np.ndarray, truth: np.ndarray, *, iou_threshold: float = 0.5) -> dict:

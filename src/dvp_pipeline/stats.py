@@ -9,6 +9,8 @@ a common prior fitted to their log-F distribution, and the contrast is tested wi
 from __future__ import annotations
 
 import warnings
+import zlib
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -86,36 +88,408 @@ def trigamma_inverse(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def fit_f_dist(s2: np.ndarray, df: np.ndarray) -> tuple[float, float]:
-    """Prior variance and degrees of freedom from the residual variances (limma's legacy ``fitFDist``)."""
+def _natural_spline_basis(x: np.ndarray, knots: np.ndarray, boundary: tuple[float, float]):
+    """A basis of the natural cubic splines with these knots, as a function of x.
+
+    Spans the same space as R's ``splines::ns(intercept=TRUE)`` (the truncated-power form of
+    Hastie, Tibshirani & Friedman, eq. 5.4-5.5), so least-squares fits and their fitted values agree;
+    beyond the boundary knots the splines are linear, as ``predict.ns`` extrapolates.
+    """
+    lo, hi = boundary
+    scale = hi - lo if hi > lo else 1.0
+    xi = (np.concatenate([[lo], np.sort(knots), [hi]]) - lo) / scale  # scaling keeps the cubes well conditioned
+    u = (np.asarray(x, dtype=float) - lo) / scale
+    cols = [np.ones_like(u), u]
+
+    def d(k):
+        return (np.maximum(u - xi[k], 0) ** 3 - np.maximum(u - xi[-1], 0) ** 3) / (xi[-1] - xi[k])
+
+    for k in range(len(xi) - 2):
+        cols.append(d(k) - d(len(xi) - 2))
+    return np.column_stack(cols)
+
+
+def fit_f_dist(s2: np.ndarray, df: np.ndarray, covariate: np.ndarray | None = None):
+    """Prior variance and degrees of freedom from the residual variances (limma 3.54's ``fitFDist``).
+
+    With a ``covariate`` (the average log-expression for ``eBayes(trend=TRUE)``) the prior variance
+    follows a natural cubic spline in it with 1 to 4 degrees of freedom, as limma's; it is then an
+    array with one value per feature.
+    """
+    s2 = np.asarray(s2, dtype=float)
+    df = np.broadcast_to(np.asarray(df, dtype=float), s2.shape)
+    n = s2.size
     ok = np.isfinite(s2) & np.isfinite(df) & (s2 > -1e-15) & (df > 1e-15)
-    x, d = np.maximum(s2[ok], 0), df[ok]
-    if x.size == 0:
+    if covariate is not None:
+        covariate = np.asarray(covariate, dtype=float)
+        ok &= np.isfinite(covariate)  # limma stops on missing covariates; such rows get no prior here
+    nok = int(ok.sum())
+    if nok == 0:
         return np.nan, np.nan
-    if x.size == 1:
-        return float(x[0]), 0.0
+    if nok == 1:
+        return (float(s2[ok][0]) if covariate is None else np.where(ok, s2, np.nan)), 0.0
+    splinedf = 1
+    if covariate is not None:
+        splinedf = min(1 + (nok >= 3) + (nok >= 6) + (nok >= 30), len(np.unique(covariate[ok])))
+        if splinedf < 2:
+            scale, df2 = fit_f_dist(s2[ok], df[ok])
+            return np.full(n, scale), df2
+    x, d = np.maximum(s2[ok], 0), df[ok]
     m = np.median(x)
     if m == 0:
         m = 1.0
     x = np.maximum(x, 1e-5 * m)
     e = np.log(x) - special.digamma(d / 2) + np.log(d / 2)
-    emean = e.mean()
-    evar = ((e - emean) ** 2).sum() / (x.size - 1) - special.polygamma(1, d / 2).mean()
+    if covariate is None:
+        emean = e.mean()
+        evar = ((e - emean) ** 2).sum() / (nok - 1)
+    else:
+        cov_ok = covariate[ok]
+        probs = np.linspace(0, 1, splinedf)[1:-1]
+        knots = np.quantile(cov_ok, probs)
+        boundary = (cov_ok.min(), cov_ok.max())
+        basis = _natural_spline_basis(cov_ok, knots, boundary)
+        beta, _, rank, _ = np.linalg.lstsq(basis, e, rcond=None)
+        fitted = basis @ beta
+        evar = ((e - fitted) ** 2).sum() / (nok - rank)
+        emean = np.full(n, np.nan)
+        emean[ok] = fitted
+        others = ~ok & np.isfinite(covariate)
+        if others.any():
+            emean[others] = _natural_spline_basis(covariate[others], knots, boundary) @ beta
+    evar -= special.polygamma(1, d / 2).mean()
     if evar > 0:
         df2 = 2 * float(trigamma_inverse(evar))
-        s20 = float(np.exp(emean + special.digamma(df2 / 2) - np.log(df2 / 2)))
+        s20 = np.exp(emean + special.digamma(df2 / 2) - np.log(df2 / 2))
     else:
-        df2, s20 = np.inf, float(x.mean())
-    return s20, df2
+        df2 = np.inf
+        s20 = x.mean() if covariate is None else np.exp(emean)
+    return (float(s20) if covariate is None else s20), df2
 
 
-def squeeze_var(s2: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Empirical-Bayes posterior variances (limma's ``squeezeVar``): (var_post, var_prior, df_prior)."""
-    var_prior, df_prior = fit_f_dist(s2, df)
-    if np.isinf(df_prior):
-        return np.full_like(s2, var_prior), var_prior, df_prior
+def _f_ppf(p, df1, df2, *, upper=False):
+    """R's ``qf`` including ``df2 = Inf`` (a scaled chi-square)."""
+    if np.isinf(df2):
+        q = stats.chi2.isf(p, df1) if upper else stats.chi2.ppf(p, df1)
+        return q / df1
+    return stats.f.isf(p, df1, df2) if upper else stats.f.ppf(p, df1, df2)
+
+
+def _f_pdf(x, df1, df2):
+    if np.isinf(df2):
+        return stats.chi2.pdf(x * df1, df1) * df1
+    return stats.f.pdf(x, df1, df2)
+
+
+def _zeroin(f, ax: float, bx: float, fa: float, fb: float, tol: float, maxit: int = 1000) -> float:
+    """Brent's root finder exactly as R's ``uniroot`` (``R_zeroin2``), so the iterates agree with limma's."""
+    eps = np.finfo(float).eps
+    a, b, c, fc = ax, bx, ax, fa
+    if fa == 0:
+        return a
+    if fb == 0:
+        return b
+    for _ in range(maxit + 1):
+        prev_step = b - a
+        if abs(fc) < abs(fb):
+            a, b, c = b, c, b
+            fa, fb, fc = fb, fc, fb
+        tol_act = 2 * eps * abs(b) + tol / 2
+        new_step = (c - b) / 2
+        if abs(new_step) <= tol_act or fb == 0:
+            return b
+        if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
+            cb = c - b
+            if a == c:
+                t1 = fb / fa
+                p = cb * t1
+                q = 1.0 - t1
+            else:
+                q, t1, t2 = fa / fc, fb / fc, fb / fa
+                p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0))
+                q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0)
+            if p > 0:
+                q = -q
+            else:
+                p = -p
+            if p < (0.75 * cb * q - abs(tol_act * q) / 2) and p < abs(prev_step * q / 2):
+                new_step = p / q
+        if abs(new_step) < tol_act:
+            new_step = tol_act if new_step > 0 else -tol_act
+        a, fa = b, fb
+        b += new_step
+        fb = f(b)
+        if (fb > 0 and fc > 0) or (fb < 0 and fc < 0):
+            c, fc = a, fa
+    return b
+
+
+def lowess(x: np.ndarray, y: np.ndarray, *, f: float = 2 / 3, iterations: int = 3) -> np.ndarray:
+    """Cleveland's robust locally linear smoother exactly as R's ``lowess`` (its C ``clowess``).
+
+    Returns the fitted values in the order of ``x`` (R returns them sorted by ``x``).
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    order = np.argsort(x, kind="stable")
+    xs, ys_in = x[order], y[order]
+    n = xs.size
+    fitted = np.empty(n)
+    if n < 2:
+        return y.copy()
+    delta = 0.01 * (xs[-1] - xs[0])
+    ns = max(2, min(n, int(f * n + 1e-7)))
+    span_range = xs[-1] - xs[0]
+    rw = np.ones(n)
+    res = np.zeros(n)
+    for it in range(1, iterations + 2):
+        nleft, nright, last, i = 0, ns - 1, -1, 0
+        while True:
+            if nright < n - 1:
+                if xs[i] - xs[nleft] > xs[nright + 1] - xs[i]:
+                    nleft += 1
+                    nright += 1
+                    continue
+            # local fit at xs[i] (clowess's lowest)
+            h = max(xs[i] - xs[nleft], xs[nright] - xs[i])
+            h9, h1 = 0.999 * h, 0.001 * h
+            r = np.abs(xs[nleft:] - xs[i])
+            inside = r <= h9
+            # the neighbourhood ends at the first point beyond h9 to the right of xs[i]
+            beyond = np.flatnonzero(~inside & (xs[nleft:] > xs[i]))
+            stop = beyond[0] if beyond.size else n - nleft
+            r, inside = r[:stop], inside[:stop]
+            w = np.where(inside, np.where(r <= h1, 1.0, (1 - (r / h) ** 3) ** 3), 0.0)
+            if it > 1:
+                w = w * rw[nleft : nleft + stop]
+            a = w.sum()
+            if a <= 0:
+                fitted[i] = ys_in[i]
+            else:
+                w = w / a
+                xw = xs[nleft : nleft + stop]
+                if h > 0:
+                    centre = (w * xw).sum()
+                    b = xs[i] - centre
+                    c = (w * (xw - centre) ** 2).sum()
+                    if np.sqrt(c) > 0.001 * span_range:
+                        w = w * (b / c * (xw - centre) + 1.0)
+                fitted[i] = (w * ys_in[nleft : nleft + stop]).sum()
+            if last < i - 1:
+                denom = xs[i] - xs[last]
+                alpha = (xs[last + 1 : i] - xs[last]) / denom
+                fitted[last + 1 : i] = alpha * fitted[i] + (1 - alpha) * fitted[last]
+            last = i
+            cut = xs[last] + delta
+            i = last + 1
+            while i < n:
+                if xs[i] > cut:
+                    break
+                if xs[i] == xs[last]:
+                    fitted[i] = fitted[last]
+                    last = i
+                i += 1
+            i = max(last + 1, i - 1)
+            if last >= n - 1:
+                break
+        res = ys_in - fitted
+        sc = np.abs(res).mean()
+        if it > iterations:
+            break
+        cmad = 6 * np.median(np.abs(res))
+        if cmad < 1e-7 * sc:
+            break
+        r = np.abs(res)
+        rw = np.where(r <= 0.001 * cmad, 1.0, np.where(r <= 0.999 * cmad, (1 - (r / cmad) ** 2) ** 2, 0.0))
+    out = np.empty(n)
+    out[order] = fitted
+    return out
+
+
+def _winsorized_moments(df1: float, df2: float, tail: tuple[float, float], nodes, weights):
+    """Mean and variance of the Winsorized log-F distribution by Gauss quadrature, as limma's."""
+    fq = np.array([_f_ppf(tail[0], df1, df2), _f_ppf(tail[1], df1, df2, upper=True)])
+    zq = np.log(fq)
+    q = fq / (1 + fq)
+    qn = q[0] + (q[1] - q[0]) * nodes
+    fn = qn / (1 - qn)
+    zn = np.log(fn)
+    dens = _f_pdf(fn, df1, df2) / (1 - qn) ** 2
+    q21 = q[1] - q[0]
+    tails = np.asarray(tail)
+    mean = q21 * np.sum(weights * dens * zn) + np.sum(zq * tails)
+    var = q21 * np.sum(weights * dens * (zn - mean) ** 2) + np.sum((zq - mean) ** 2 * tails)
+    return mean, var
+
+
+def fit_f_dist_robustly(
+    x: np.ndarray,
+    df1: np.ndarray,
+    covariate: np.ndarray | None = None,
+    *,
+    winsor_tail_p: tuple[float, float] = (0.05, 0.1),
+):
+    """limma 3.54's ``fitFDistRobustly`` (Phipson et al. 2016): (scale, df2, df2_shrunk per feature).
+
+    Outlying variances (hypervariable proteins) get fewer prior degrees of freedom instead of
+    pulling the common prior towards them.
+    """
+    x = np.asarray(x, dtype=float)
+    n = x.size
+    df1 = np.broadcast_to(np.asarray(df1, dtype=float), x.shape).copy()
+    if n < 2:
+        return np.nan, np.nan, np.full(n, np.nan)
+    if n == 2:
+        scale, df2 = fit_f_dist(x, df1, covariate)
+        return scale, df2, np.full(n, df2)
+    ok = ~np.isnan(x) & np.isfinite(df1) & (df1 > 1e-6)
+    if covariate is not None:
+        covariate = np.asarray(covariate, dtype=float)
+        ok &= np.isfinite(covariate)
+    if not ok.all():
+        scale, df2, shrunk = fit_f_dist_robustly(
+            x[ok], df1[ok], None if covariate is None else covariate[ok], winsor_tail_p=winsor_tail_p
+        )
+        df2_shrunk = np.full(n, df2)
+        df2_shrunk[ok] = shrunk
+        if covariate is not None:
+            full = np.full(n, np.nan)
+            full[ok] = scale
+            known = ~ok & np.isfinite(covariate)
+            if known.any():  # R's approx(rule = 2, ties = mean) on the log scale
+                ux, inv = np.unique(covariate[ok], return_inverse=True)
+                ly = np.bincount(inv, weights=np.log(scale)) / np.bincount(inv)
+                full[known] = np.exp(np.interp(covariate[known], ux, ly))
+            scale = full
+        return scale, df2, df2_shrunk
+    m = np.median(x)
+    if m <= 0:
+        raise DVPError("robust eBayes: the residual variances are mostly <= 0")
+    x = np.maximum(x, m * 1e-12)
+    nonrobust_scale, nonrobust_df2 = fit_f_dist(x, df1, covariate)
+    tail = (winsor_tail_p[0], winsor_tail_p[1])
+    if all(p < 1 / n for p in tail):
+        return nonrobust_scale, nonrobust_df2, np.full(n, nonrobust_df2)
+    df1max = df1.max()
+    low = df1 < df1max - 1e-14
+    if low.any():
+        s = nonrobust_scale if covariate is None else nonrobust_scale[low]
+        f = x[low] / s
+        d2 = nonrobust_df2
+        if np.isinf(d2):
+            pupper = stats.chi2.logsf(f * df1[low], df1[low])
+            plower = stats.chi2.logcdf(f * df1[low], df1[low])
+        else:
+            pupper = stats.f.logsf(f, df1[low], d2)
+            plower = stats.f.logcdf(f, df1[low], d2)
+        up = pupper < plower
+        f = np.where(
+            up,
+            _f_ppf(np.exp(pupper), df1max, d2, upper=True),
+            _f_ppf(np.exp(plower), df1max, d2),
+        )
+        x = x.copy()
+        x[low] = f * s
+    df1 = float(df1max)
+    z = np.log(x)
+    if covariate is None:
+        ztrend = stats.trim_mean(z, tail[1])
+    else:
+        ztrend = lowess(covariate, z, f=0.4, iterations=3)
+    zresid = z - ztrend
+    zrq = np.quantile(zresid, [tail[0], 1 - tail[1]])
+    zwins = np.clip(zresid, zrq[0], zrq[1])
+    zwmean = zwins.mean()
+    zwvar = np.mean((zwins - zwmean) ** 2) * n / (n - 1)
+    leg_x, leg_w = np.polynomial.legendre.leggauss(128)
+    nodes, weights = (leg_x + 1) / 2, leg_w / 2  # statmod's gauss.quad.prob(128, "uniform")
+
+    def moments(d2):
+        return _winsorized_moments(df1, d2, tail, nodes, weights)
+
+    mean_inf, var_inf = moments(np.inf)
+    funval_inf = np.log(zwvar / var_inf)
+    if funval_inf <= 0:
+        corrected = ztrend + zwmean - mean_inf
+        s20 = np.exp(corrected)
+        fstat = np.exp(z - corrected)
+        tail_p = stats.chi2.sf(fstat * df1, df1)
+        r = stats.rankdata(fstat)
+        not_outlier = np.minimum(tail_p / ((n - r + 0.5) / n), 1)
+        shrunk = np.full(n, np.inf)
+        outlier = not_outlier < 1
+        if outlier.any():
+            shrunk[outlier] = not_outlier[outlier] * n * df1
+            o = np.argsort(tail_p, kind="stable")
+            shrunk[o] = np.maximum.accumulate(shrunk[o])
+        return s20, np.inf, shrunk
+    if np.isinf(nonrobust_df2):
+        return nonrobust_scale, nonrobust_df2, np.full(n, nonrobust_df2)
+
+    def fun(v):
+        return np.log(zwvar / moments(v / (1 - v))[1])
+
+    rbx = nonrobust_df2 / (1 + nonrobust_df2)
+    funval_low = fun(rbx)
+    if funval_low >= 0:
+        df2 = nonrobust_df2
+    else:
+        root = _zeroin(fun, rbx, 1.0, funval_low, funval_inf, tol=1e-8)
+        df2 = root / (1 - root)
+    mean2, _ = moments(df2)
+    corrected = ztrend + zwmean - mean2
+    s20 = np.exp(corrected)
+    fstat = np.exp(z - corrected)
+    log_tail = stats.f.logsf(fstat, df1, df2)
+    r = stats.rankdata(fstat)
+    log_not = np.minimum(log_tail - (np.log(n - r + 0.5) - np.log(n)), 0)
+    p_not, p_out = np.exp(log_not), -np.expm1(log_not)
+    if (log_not < 0).any():
+        min_log = log_tail.min()
+        if min_log == -np.inf:
+            shrunk = p_not * df2
+        else:
+            df2_out = np.log(0.5) / min_log * df2
+            new_log = stats.f.logsf(fstat.max(), df1, df2_out)
+            df2_out = np.log(0.5) / new_log * df2_out
+            shrunk = p_not * df2 + p_out * df2_out
+        o = np.argsort(log_tail, kind="stable")
+        ordered = shrunk[o]
+        means = np.cumsum(ordered) / np.arange(1, n + 1)
+        imin = int(np.argmin(means))
+        ordered[: imin + 1] = means[imin]
+        shrunk = np.empty(n)
+        shrunk[o] = np.maximum.accumulate(ordered)
+    else:
+        shrunk = np.full(n, df2)
+    return s20, df2, shrunk
+
+
+def squeeze_var(
+    s2: np.ndarray,
+    df: np.ndarray,
+    *,
+    covariate: np.ndarray | None = None,
+    robust: bool = False,
+    winsor_tail_p: tuple[float, float] = (0.05, 0.1),
+):
+    """Empirical-Bayes posterior variances (limma's ``squeezeVar``): (var_post, var_prior, df_prior).
+
+    ``var_prior`` is an array with a ``covariate`` (trend), ``df_prior`` an array when ``robust``.
+    """
+    s2 = np.asarray(s2, dtype=float)
+    df = np.broadcast_to(np.asarray(df, dtype=float), s2.shape)
+    s2 = np.where(df == 0, 0.0, s2)  # limma: var[df == 0] <- 0
+    if robust:
+        var_prior, _, df_prior = fit_f_dist_robustly(s2, df, covariate, winsor_tail_p=winsor_tail_p)
+    else:
+        var_prior, df_prior = fit_f_dist(s2, df, covariate)
+    if np.any(np.isnan(df_prior)):
+        raise DVPError("eBayes: could not estimate the prior degrees of freedom (too few features with residual df)")
+    dp = np.broadcast_to(df_prior, s2.shape)
+    vp = np.broadcast_to(var_prior, s2.shape)
     with np.errstate(invalid="ignore"):
-        var_post = np.where(df > 0, (df * np.nan_to_num(s2) + df_prior * var_prior) / (df + df_prior), var_prior)
+        var_post = np.where(np.isfinite(dp), (df * s2 + dp * vp) / (df + dp), vp)
     return var_post, var_prior, df_prior
 
 
@@ -145,6 +519,20 @@ def _tmixture(t: np.ndarray, stdev: np.ndarray, df: np.ndarray, proportion: floa
     return float(np.clip(v0, *lim).mean())
 
 
+def contrast_weights(contrast: tuple[str, str] | Mapping[str, float]) -> dict[str, float]:
+    """A contrast as group -> coefficient: ``(a, b)`` is ``{a: 1, b: -1}``."""
+    if isinstance(contrast, Mapping):
+        weights = {str(k): float(v) for k, v in contrast.items() if v != 0}
+    else:
+        num, den = contrast
+        if num == den:
+            raise DVPError(f"contrast compares '{num}' with itself")
+        weights = {str(num): 1.0, str(den): -1.0}
+    if not weights or abs(sum(weights.values())) > 1e-12:
+        raise DVPError(f"contrast {dict(weights)}: coefficients must be non-zero and sum to zero")
+    return weights
+
+
 def bh_adjust(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (R's ``p.adjust(method="BH")``); NaN stays NaN."""
     p = np.asarray(p, dtype=float)
@@ -166,8 +554,11 @@ def moderated_ttest(
     matrix: pd.DataFrame,
     groups: pd.Series,
     *,
-    contrast: tuple[str, str],
+    contrast: tuple[str, str] | Mapping[str, float],
     covariates: pd.DataFrame | None = None,
+    trend: bool = False,
+    robust: bool = False,
+    winsor_tail_p: tuple[float, float] = (0.05, 0.1),
     proportion: float = 0.01,
 ) -> pd.DataFrame:
     """limma's moderated t-test of one contrast between two groups.
@@ -179,10 +570,20 @@ def moderated_ttest(
     groups
         Group of each sample, indexed by sample (the matrix's columns must all be in it).
     contrast
-        ``(numerator, denominator)`` groups; logFC is numerator minus denominator.
+        ``(numerator, denominator)`` groups (logFC is numerator minus denominator), or a mapping of
+        group to coefficient for other contrasts, e.g. the interaction
+        ``{"A.treated": 1, "A.control": -1, "B.treated": -1, "B.control": 1}``.
     covariates
         Optional DataFrame indexed by sample; each column enters the design as a factor
         (e.g. ``patient`` for a paired design).
+    trend
+        Let the prior variance depend on the average log-intensity (limma's ``eBayes(trend=TRUE)``);
+        proteomics variances fall with intensity.
+    robust
+        Robust hyperparameters (``eBayes(robust=TRUE)``): hypervariable proteins get less
+        prior information instead of inflating everyone's prior variance.
+    winsor_tail_p
+        Tail proportions Winsorized by the robust fit, as limma's.
     proportion
         Assumed proportion of differentially expressed features, for the B statistic.
 
@@ -191,13 +592,13 @@ def moderated_ttest(
     One row per feature, in input order: logFC, AveExpr, t, P.Value, adj.P.Val, B. The prior
     (``s2.prior``, ``df.prior``) is in ``result.attrs``.
     """
-    num, den = contrast
+    weights = contrast_weights(contrast)
     samples = list(matrix.columns)
     missing = [s for s in samples if s not in groups.index]
     if missing:
         raise DVPError(f"moderated_ttest: no group for sample(s) {', '.join(map(str, missing))}")
     groups = groups.loc[samples].astype(str)
-    for g in (num, den):
+    for g in weights:
         if g not in set(groups):
             raise DVPError(
                 f"moderated_ttest: contrast group '{g}' has no samples (groups: {', '.join(sorted(set(groups)))})"
@@ -208,7 +609,7 @@ def moderated_ttest(
         raise DVPError("moderated_ttest: the design is not of full rank (a covariate is confounded with the groups)")
     y = matrix.to_numpy(dtype=float)
     coef, stdev, sigma, df = _fit_rows(y, x)
-    cvec = np.array([1.0 if c == num else -1.0 if c == den else 0.0 for c in design.columns])
+    cvec = np.array([weights.get(c, 0.0) for c in design.columns])
     used = cvec != 0
     # contrasts.fit: limma combines the unscaled sds through the correlation of the full design's coefficients.
     cov = np.linalg.inv(x.T @ x)
@@ -220,7 +621,14 @@ def moderated_ttest(
     stdev_c = np.where(np.isnan(coef_c), np.nan, np.sqrt(var_c))
 
     s2 = sigma**2
-    var_post, var_prior, df_prior = squeeze_var(s2, df)
+    with warnings.catch_warnings():  # an all-missing row has no mean, as in limma
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ave = np.nanmean(y, axis=1)
+    if np.nanmax(df, initial=0) == 0:
+        raise DVPError("moderated_ttest: no residual degrees of freedom (need more runs than groups and covariates)")
+    var_post, var_prior, df_prior = squeeze_var(
+        s2, df, covariate=ave if trend else None, robust=robust, winsor_tail_p=winsor_tail_p
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         t = coef_c / stdev_c / np.sqrt(var_post)
         df_total = np.minimum(df + df_prior, df.sum())
@@ -228,25 +636,30 @@ def moderated_ttest(
     ok = ~np.isnan(t)
     b = np.full_like(t, np.nan)
     if ok.any():
-        lim = (0.1**2 / var_prior, 4.0**2 / var_prior)  # limma's stdev.coef.lim = c(0.1, 4)
+        prior_mid = float(np.nanmedian(var_prior))
+        lim = (0.1**2 / prior_mid, 4.0**2 / prior_mid)  # limma's stdev.coef.lim = c(0.1, 4)
         v0 = _tmixture(t, stdev_c, df_total, proportion, lim)
         v0 = 1 / var_prior if np.isnan(v0) else v0
         with np.errstate(invalid="ignore", divide="ignore"):
             r = (stdev_c**2 + v0) / stdev_c**2
             t2 = t**2
-            if df_prior > 1e6:
-                kernel = t2 * (1 - 1 / r) / 2
-            else:
-                kernel = (1 + df_total) / 2 * np.log((t2 + df_total) / (t2 / r + df_total))
+            infinite = np.broadcast_to(np.asarray(df_prior) > 1e6, t.shape)
+            kernel = np.where(
+                infinite,
+                t2 * (1 - 1 / r) / 2,
+                (1 + df_total) / 2 * np.log((t2 + df_total) / (t2 / r + df_total)),
+            )
             b = np.log(proportion / (1 - proportion)) - np.log(r) / 2 + kernel
-    with warnings.catch_warnings():  # an all-missing row has no mean, as in limma
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ave = np.nanmean(y, axis=1)
     result = pd.DataFrame(
         {"logFC": coef_c, "AveExpr": ave, "t": t, "P.Value": pval, "adj.P.Val": bh_adjust(pval), "B": b},
         index=matrix.index,
     )
     result.attrs.update({"s2.prior": var_prior, "df.prior": df_prior})
+    if trend:
+        result["s2.prior"] = var_prior
+    if robust:
+        result["df.prior"] = df_prior
+
     return result
 
 
@@ -262,7 +675,125 @@ def median_normalize(matrix: pd.DataFrame, *, min_shared: int = 20) -> pd.DataFr
     return matrix - medians + medians.mean()
 
 
-def valid_value_filter(matrix: pd.DataFrame, groups: pd.Series, *, min_per_group: int = 2) -> pd.DataFrame:
-    """Keep features with at least ``min_per_group`` observed values in every group."""
-    counts = matrix.notna().T.groupby(groups.loc[matrix.columns]).sum().T
-    return matrix[(counts >= min_per_group).all(axis=1)]
+def valid_value_filter(
+    matrix: pd.DataFrame,
+    groups: pd.Series,
+    *,
+    min_per_group: int = 2,
+    min_fraction: float | None = None,
+    require: str = "each",
+) -> pd.DataFrame:
+    """Keep features with enough observed values per group.
+
+    Parameters
+    ----------
+    matrix
+        Features x samples, NaN for missing values.
+    groups
+        Group of each sample.
+    min_per_group
+        Least number of observed values a group needs.
+    min_fraction
+        If given, a group instead needs this fraction of its samples observed (rounded up).
+    require
+        ``"each"``: every group must pass (the default, safe without imputation); ``"any"``: at least
+        one group (Perseus' "in at least one group", for on/off proteins, usually with imputation).
+    """
+    if require not in ("each", "any"):
+        raise DVPError(f"valid_value_filter: require must be 'each' or 'any', not '{require}'")
+    g = groups.loc[matrix.columns]
+    counts = matrix.notna().T.groupby(g).sum().T
+    if min_fraction is not None:
+        sizes = g.value_counts().reindex(counts.columns)
+        needed = np.ceil(min_fraction * sizes.to_numpy() - 1e-9)
+    else:
+        needed = np.full(counts.shape[1], float(min_per_group))
+    passing = counts.to_numpy() >= needed
+    keep = passing.all(axis=1) if require == "each" else passing.any(axis=1)
+    return matrix[keep]
+
+
+def quantile_normalize(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Quantile normalisation with missing values as limma's ``normalizeQuantiles(ties=TRUE)``.
+
+    Every run's observed values are mapped onto the average quantile function; runs with fewer
+    values are compared on the same probability scale by linear interpolation, as limma does.
+    """
+    x = matrix.to_numpy(dtype=float)
+    n_rows, n_cols = x.shape
+    if n_cols < 2:
+        return matrix.copy()
+    grid = np.arange(n_rows) / max(n_rows - 1, 1)
+    quantiles = np.zeros((n_rows, n_cols))
+    nobs = (~np.isnan(x)).sum(axis=0)
+    for j in range(n_cols):
+        values = np.sort(x[~np.isnan(x[:, j]), j])
+        if values.size == n_rows:
+            quantiles[:, j] = values
+        elif values.size > 1:
+            quantiles[:, j] = np.interp(grid, np.arange(values.size) / (values.size - 1), values)
+        else:
+            quantiles[:, j] = values[0] if values.size else np.nan
+    target = np.nanmean(quantiles, axis=1)
+    out = np.full_like(x, np.nan)
+    for j in range(n_cols):
+        observed = ~np.isnan(x[:, j])
+        if not observed.any():
+            continue
+        r = stats.rankdata(x[observed, j])  # ties share their average rank, as ties=TRUE
+        out[observed, j] = np.interp((r - 1) / max(nobs[j] - 1, 1), grid, target)
+    return pd.DataFrame(out, index=matrix.index, columns=matrix.columns)
+
+
+def impute_missing(
+    matrix: pd.DataFrame,
+    *,
+    method: str = "perseus",
+    width: float = 0.3,
+    shift: float = 1.8,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Replace missing values, assuming they are below the detection limit.
+
+    Parameters
+    ----------
+    matrix
+        Features x runs, log2.
+    method
+        ``"perseus"``: draws per run from a normal distribution down-shifted by ``shift`` standard
+        deviations of the run's values and ``width`` times as wide (Perseus' defaults 1.8 and 0.3);
+        ``"minimum"``: the run's smallest observed value; ``"none"``: unchanged.
+    seed
+        Random seed. Each run draws from its own stream, seeded by ``seed`` and the run's name, in
+        the order of the sorted feature names, so the values do not depend on row or column order.
+
+    Returns
+    -------
+    The imputed matrix and a boolean mask of the imputed cells.
+    """
+    mask = matrix.isna()
+    if method == "none":
+        return matrix.copy(), mask & False
+    if method not in ("perseus", "minimum"):
+        raise DVPError(f"impute: method must be none, perseus or minimum, not '{method}'")
+    out = matrix.copy()
+    order = np.argsort(matrix.index.astype(str).to_numpy(), kind="stable")
+    for run in matrix.columns:
+        column = matrix[run].to_numpy(dtype=float, copy=True)
+        missing = np.isnan(column)
+        if not missing.any():
+            continue
+        observed = column[~missing]
+        if observed.size < 2:
+            raise DVPError(f"impute: run '{run}' has fewer than 2 values; cannot estimate its distribution")
+        if method == "minimum":
+            column[missing] = observed.min()
+        else:
+            rng = np.random.default_rng([seed, zlib.crc32(str(run).encode())])
+            sd = observed.std(ddof=1)
+            draws = rng.normal(observed.mean() - shift * sd, width * sd, size=column.size)
+            filled = np.empty(column.size)
+            filled[order] = draws  # one draw per feature in sorted-name order
+            column[missing] = filled[missing]
+        out[run] = column
+    return out, mask

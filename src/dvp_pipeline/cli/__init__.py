@@ -15,7 +15,19 @@ from dvp_pipeline import __version__
 from dvp_pipeline.errors import DVPError
 
 # Order shown in --help: the pipeline's order, then the helpers.
-COMMANDS = ["segment", "classify", "select", "quantify", "differential", "pathways", "report", "run", "init", "demo"]
+COMMANDS = [
+    "segment",
+    "classify",
+    "train_classifier",
+    "select",
+    "quantify",
+    "differential",
+    "pathways",
+    "report",
+    "run",
+    "init",
+    "demo",
+]
 
 DESCRIPTION = """\
 Deep Visual Proteomics analysis: images -> cells -> cell types -> laser microdissection ->

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -90,24 +91,169 @@ def read_proteins(path: str):
     return table.drop(columns="genes").astype(float), table["genes"].astype(str)
 
 
-def contrast_matrix(proteins, samples, runs, *, cell_type: str, contrast: tuple[str, str], options: dict):
-    """The runs of one cell type in one contrast, normalised and filtered as the differential options say.
+@dataclass
+class DifferentialTest:
+    """One test of the differential section: where it is written, its groups and its contrast.
 
-    Returns (matrix, groups) where groups maps each run to its sample's condition.
+    ``groups`` maps each run to its group: the condition for a contrast within a cell type,
+    ``{cell_type}.{condition}`` for an interaction.
     """
-    from dvp_pipeline.stats import median_normalize, valid_value_filter
 
-    condition = runs["sample"].map(samples.set_index("sample")["condition"])
-    chosen = runs[(runs["cell_type"] == cell_type) & condition.isin(contrast)]
-    if chosen.empty:
-        raise DVPError(f"no runs of cell type '{cell_type}' in conditions {contrast[0]} or {contrast[1]}")
-    groups = pd.Series(condition[chosen.index].to_numpy(), index=chosen["run"].to_numpy())
+    folder: str
+    name: str
+    groups: pd.Series
+    cell_types: pd.Series
+    weights: dict[str, float]
+    description: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.folder}/{self.name}"
+
+
+def _run_conditions(samples, runs) -> pd.Series:
+    return runs["sample"].map(samples.set_index("sample")["condition"])
+
+
+def differential_tests(samples, runs, options: dict) -> list[DifferentialTest]:
+    """Every test the differential options ask for: each contrast in each cell type, then the interactions."""
+    condition = _run_conditions(samples, runs)
+    tests = []
+    for cell_type in dict.fromkeys(runs["cell_type"]):
+        for num, den in options["contrasts"]:
+            chosen = (runs["cell_type"] == cell_type) & condition.isin([num, den])
+            if not chosen.any():
+                raise DVPError(f"no runs of cell type '{cell_type}' in conditions {num} or {den}")
+            index = runs.loc[chosen, "run"].to_numpy()
+            tests.append(
+                DifferentialTest(
+                    folder=cell_type,
+                    name=f"{num}_vs_{den}",
+                    groups=pd.Series(condition[chosen].to_numpy(), index=index),
+                    cell_types=pd.Series(cell_type, index=index),
+                    weights={num: 1.0, den: -1.0},
+                    description=f"{num} - {den} in {cell_type}",
+                )
+            )
+    for i, (num, den, type_a, type_b) in enumerate(options.get("interactions", [])):
+        for cell_type in (type_a, type_b):
+            if cell_type not in set(runs["cell_type"]):
+                raise DVPError(
+                    f"differential.interactions[{i}]: cell type '{cell_type}' is not in the runs sheet "
+                    f"(cell types: {', '.join(dict.fromkeys(runs['cell_type']))})"
+                )
+        if type_a == type_b or num == den:
+            raise DVPError(f"differential.interactions[{i}]: needs two different conditions and two cell types")
+        chosen = runs["cell_type"].isin([type_a, type_b]) & condition.isin([num, den])
+        index = runs.loc[chosen, "run"].to_numpy()
+        labels = runs.loc[chosen, "cell_type"].to_numpy() + "." + condition[chosen].to_numpy()
+        weights = {f"{type_a}.{num}": 1.0, f"{type_a}.{den}": -1.0, f"{type_b}.{num}": -1.0, f"{type_b}.{den}": 1.0}
+        absent = sorted(set(weights) - set(labels))
+        if absent:
+            raise DVPError(f"differential.interactions[{i}]: no runs for {', '.join(absent)}")
+        tests.append(
+            DifferentialTest(
+                folder=f"{type_a}_x_{type_b}",
+                name=f"{num}_vs_{den}",
+                groups=pd.Series(labels, index=index),
+                cell_types=pd.Series(runs.loc[chosen, "cell_type"].to_numpy(), index=index),
+                weights=weights,
+                description=f"({num} - {den} in {type_a}) - ({num} - {den} in {type_b})",
+            )
+        )
+    return tests
+
+
+def prepare_matrix(proteins, samples, runs, test: DifferentialTest, options: dict):
+    """The protein matrix of one test: normalised per cell type, filtered, imputed as the options say.
+
+    Returns
+    -------
+    (matrix, imputed, covariates, methods): the matrix to test, a mask of imputed cells, the design
+    covariates (or None) and a record of what was done, for ``methods.json``.
+    """
+    from dvp_pipeline.stats import impute_missing, median_normalize, quantile_normalize, valid_value_filter
+
+    groups = test.groups
     missing = [r for r in groups.index if r not in proteins.columns]
     if missing:
         raise DVPError(f"runs {', '.join(missing)} are in the runs sheet but not in the protein matrix")
     matrix = proteins[list(groups.index)]
     matrix = matrix[matrix.notna().any(axis=1)]
-    if options["normalize"] == "median":
-        matrix = median_normalize(matrix)
-    matrix = valid_value_filter(matrix, groups, min_per_group=options["min_valid_per_group"])
-    return matrix, groups
+    normalizer = {"median": median_normalize, "quantile": quantile_normalize, "none": lambda m: m}[options["normalize"]]
+    # each cell type is normalised on its own: cell types differ in composition, not in loading
+    matrix = pd.concat(
+        [normalizer(matrix[list(cols)]) for _, cols in test.cell_types.groupby(test.cell_types).groups.items()],
+        axis=1,
+    )[list(groups.index)]
+    n_before = len(matrix)
+    matrix = valid_value_filter(
+        matrix,
+        groups,
+        min_per_group=options["min_valid_per_group"],
+        min_fraction=options.get("min_valid_fraction"),
+        require=options.get("valid_in", "each"),
+    )
+    matrix, imputed = impute_missing(
+        matrix,
+        method=options.get("impute", "none"),
+        width=options.get("impute_width", 0.3),
+        shift=options.get("impute_shift", 1.8),
+        seed=options.get("seed", 0),
+    )
+    covariates = None
+    if options.get("covariates"):
+        sheet = samples.set_index("sample")
+        run_sample = runs.set_index("run")["sample"].loc[list(groups.index)]
+        columns = {}
+        for column in options["covariates"]:
+            if column != "sample" and column not in sheet.columns:
+                raise DVPError(
+                    f"differential.covariates: '{column}' is not a column of the samples sheet "
+                    f"(columns: {', '.join(['sample', *sheet.columns])})"
+                )
+            values = run_sample if column == "sample" else run_sample.map(sheet[column])
+            if values.isna().any():
+                raise DVPError(f"differential.covariates: '{column}' is empty for some samples of {test.key}")
+            columns[column] = values.astype(str).to_numpy()
+        covariates = pd.DataFrame(columns, index=groups.index)
+    valid = (
+        f"at least {options['min_valid_fraction']:.0%} of the runs"
+        if options.get("min_valid_fraction") is not None
+        else f"at least {options['min_valid_per_group']} values"
+    )
+    methods = {
+        "test": test.description,
+        "groups": {g: int(n) for g, n in groups.value_counts().sort_index().items()},
+        "design": "~0 + group" + "".join(f" + {c}" for c in options.get("covariates", [])),
+        "normalize": options["normalize"] + " (per cell type)",
+        "valid_value_filter": f"{valid} in {options.get('valid_in', 'each')} group; "
+        f"{len(matrix)} of {n_before} proteins kept",
+        "impute": (
+            "none"
+            if options.get("impute", "none") == "none"
+            else f"{options['impute']}"
+            + (
+                f" (down-shift {options.get('impute_shift', 1.8)} sd, width {options.get('impute_width', 0.3)} sd, "
+                f"per run, seed {options.get('seed', 0)})"
+                if options["impute"] == "perseus"
+                else " (run minimum)"
+            )
+        ),
+        "imputed_values": int(imputed.to_numpy().sum()),
+        "eBayes": f"trend={options.get('trend', False)}, robust={options.get('robust', False)}",
+    }
+    return matrix, imputed, covariates, methods
+
+
+def contrast_matrix(proteins, samples, runs, *, cell_type: str, contrast: tuple[str, str], options: dict):
+    """The runs of one cell type in one contrast, prepared as the differential options say.
+
+    Returns (matrix, groups) where groups maps each run to its sample's condition.
+    """
+    tests = differential_tests(samples, runs, {**options, "contrasts": [list(contrast)], "interactions": []})
+    test = next(t for t in tests if t.folder == cell_type) if any(t.folder == cell_type for t in tests) else None
+    if test is None:
+        raise DVPError(f"no runs of cell type '{cell_type}' in conditions {contrast[0]} or {contrast[1]}")
+    matrix, _, _, _ = prepare_matrix(proteins, samples, runs, test, options)
+    return matrix, test.groups

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from dvp_pipeline import io
-from dvp_pipeline.classify import classify_cells
+from dvp_pipeline.classify import classify_cells, load_model, predict_cell_types
 from dvp_pipeline.cli._common import add_options_argument, load_options
 from dvp_pipeline.errors import DVPError
 
@@ -31,6 +32,13 @@ outputs:
                  deviations of its side's population; see dvp_pipeline.classify)
   --thresholds   TSV, one row per sample and marker: sample, marker, threshold (raw intensity),
                  method (otsu | gmm | fixed), transform, cofactor, positive_fraction
+  --anndata      optional AnnData (.h5ad) of the classified cells: X = mean intensity per channel,
+                 obs = cell metadata with cell_type and confidence, obsm['spatial'] = centroids (um)
+
+supervised:
+  --model        a model from `dvp train-classifier` (JSON; loading it runs no code). Cell types
+                 and confidence (the forest's probability) then come from the model; the gating
+                 thresholds are still computed and written, for the report's marker plots.
 
 """
 
@@ -47,6 +55,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("cells", metavar="CELLS", help="cells table (.parquet or .tsv)")
     parser.add_argument("--out", required=True, metavar="OUT.parquet", help="classified cells table to write")
     parser.add_argument("--thresholds", required=True, metavar="OUT.tsv", help="thresholds table to write")
+    parser.add_argument("--anndata", metavar="OUT.h5ad", help="also write the classified cells as AnnData")
+    parser.add_argument("--model", metavar="MODEL.json", help="trained classifier (from dvp train-classifier)")
     add_options_argument(parser, "classify")
     parser.set_defaults(func=run)
     return parser
@@ -65,9 +75,21 @@ def run(args) -> None:
             threshold_method=options["threshold_method"],
             thresholds=options["thresholds"],
         )
+        if args.model:
+            path = Path(args.model)
+            if not path.is_file():
+                raise DVPError(f"--model: file {path} not found")
+            model = load_model(path.read_text(encoding="utf-8"), source=str(path))
+            classified = predict_cell_types(cells, model)
     except DVPError as err:
         raise DVPError(f"{args.cells}: {err}") from err
     io.write_table(classified, args.out)
     io.write_table(thresholds, args.thresholds)
+    if args.anndata:
+        from dvp_pipeline.features import to_anndata
+
+        adata = to_anndata(classified)
+        with io.atomic_output(args.anndata) as tmp:
+            adata.write_h5ad(tmp)
     counts = classified["cell_type"].value_counts()
     log.info("%s: %s", args.cells, ", ".join(f"{name} {n}" for name, n in counts.items()))

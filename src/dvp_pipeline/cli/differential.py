@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from dvp_pipeline.cli._common import (
     add_options_argument,
-    contrast_matrix,
+    differential_tests,
     load_options,
+    prepare_matrix,
     read_design,
     read_proteins,
 )
-from dvp_pipeline.io import write_table
+from dvp_pipeline.io import write_json, write_table
 from dvp_pipeline.stats import moderated_ttest
 
 log = logging.getLogger("dvp.differential")
@@ -26,7 +29,10 @@ def add_parser(sub) -> None:
         "conditions: normalise the runs, keep proteins with enough values in both groups, and test "
         "with limma's moderated t (lmFit, contrasts.fit, eBayes; Benjamini-Hochberg FDR).",
         epilog="outputs:\n  OUTDIR/{cell_type}/{numerator}_vs_{denominator}.tsv with columns protein, genes, logFC, "
-        "AveExpr, t,\n  P.Value, adj.P.Val, B, n_valid_{numerator}, n_valid_{denominator}",
+        "AveExpr, t,\n  P.Value, adj.P.Val, B, n_valid_{group} and n_imputed_{group} per group (s2.prior with trend, "
+        "df.prior with robust)\n  OUTDIR/{a}_x_{b}/{numerator}_vs_{denominator}.tsv for each interaction "
+        "(groups {cell_type}.{condition})\n  OUTDIR/methods.json: design, filter, normalisation, imputation and "
+        "prior of every table",
     )
     p.add_argument("proteins", help="protein matrix from dvp quantify (proteins.tsv)")
     p.add_argument("--samples", required=True, help="samples sheet (TSV)")
@@ -40,22 +46,36 @@ def run(args) -> None:
     options = load_options(args, "differential")
     samples, runs = read_design(args.samples, args.runs)
     proteins, genes = read_proteins(args.proteins)
-    for cell_type in dict.fromkeys(runs["cell_type"]):
-        for num, den in options["contrasts"]:
-            matrix, groups = contrast_matrix(
-                proteins, samples, runs, cell_type=cell_type, contrast=(num, den), options=options
+    methods = {}
+    for test in differential_tests(samples, runs, options):
+        matrix, imputed, covariates, record = prepare_matrix(proteins, samples, runs, test, options)
+        result = moderated_ttest(
+            matrix,
+            test.groups,
+            contrast=test.weights,
+            covariates=covariates,
+            trend=options["trend"],
+            robust=options["robust"],
+        )
+        for key in ("s2.prior", "df.prior"):  # medians when trend / robust make them per protein
+            value = float(np.median(result.attrs[key]))
+            record[key] = value if np.isfinite(value) else str(value)  # JSON has no Infinity
+        methods[test.key] = record
+        for g in test.weights:
+            runs_of_g = test.groups.index[test.groups == g]
+            result[f"n_valid_{g}"] = matrix.loc[:, runs_of_g].notna().sum(axis=1) - imputed.loc[:, runs_of_g].sum(
+                axis=1
             )
-            result = moderated_ttest(matrix, groups, contrast=(num, den))
-            for g in (num, den):
-                result[f"n_valid_{g}"] = matrix.loc[:, groups.index[groups == g]].notna().sum(axis=1)
-            result.insert(0, "genes", genes.reindex(result.index))
-            out = Path(args.outdir) / cell_type / f"{num}_vs_{den}.tsv"
-            write_table(result.reset_index(), out)
-            log.info(
-                "%s %s vs %s: %d proteins tested, %d at adj.P.Val < 0.05",
-                cell_type,
-                num,
-                den,
-                len(result),
-                int((result["adj.P.Val"] < 0.05).sum()),
-            )
+            result[f"n_imputed_{g}"] = imputed.loc[:, runs_of_g].sum(axis=1)
+        result.insert(0, "genes", genes.reindex(result.index))
+        write_table(result.reset_index(), Path(args.outdir) / test.folder / f"{test.name}.tsv")
+        log.info(
+            "%s: %d proteins tested, %d at adj.P.Val < 0.05, %d imputed values",
+            test.description,
+            len(result),
+            int((result["adj.P.Val"] < 0.05).sum()),
+            record["imputed_values"],
+        )
+        if record["imputed_values"]:
+            log.warning("%s: %d imputed values enter the test", test.key, record["imputed_values"])
+    write_json(methods, Path(args.outdir) / "methods.json")

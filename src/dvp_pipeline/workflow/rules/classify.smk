@@ -1,17 +1,60 @@
+# Cell typing per sample: gating rules from the config, or a supervised classifier trained once for
+# the cohort on annotated cells (classify.method: supervised).
+
+from dvp_pipeline.errors import DVPError
+
+SUPERVISED = PROJECT.config["classify"]["method"] == "supervised"
+if SUPERVISED and not (
+    PROJECT.config["classify"]["supervised"]["model"] or PROJECT.config["classify"]["supervised"]["annotations"]
+):
+    raise DVPError(
+        "config: classify.method is supervised; set classify.supervised.annotations (annotated cells to "
+        "train on) or classify.supervised.model (a trained model)"
+    )
+TRAINED_MODEL = PROJECT.config["classify"]["supervised"]["model"]
+
+
+if SUPERVISED and not TRAINED_MODEL:
+
+    rule train_classifier:
+        input:
+            cells=expand(f"{RESULTS}/{{sample}}/cells.parquet", sample=SAMPLES),
+            annotations=PROJECT.config["classify"]["supervised"]["annotations"] or [],
+        output:
+            model=f"{RESULTS}/cohort/classifier/model.json",
+            confusion=f"{RESULTS}/cohort/classifier/confusion.tsv",
+            summary=f"{RESULTS}/cohort/classifier/summary.json",
+        params:
+            options=options("classify"),
+        log:
+            "logs/classify/train_classifier.log",
+        threads: 1
+        resources:
+            mem_mb=lambda wildcards, input: int(1000 + 5 * input.size_mb),
+            runtime=60,
+        shell:
+            "dvp train-classifier {input.cells:q} --annotations {input.annotations:q} "
+            "--model {output.model:q} --confusion {output.confusion:q} --summary {output.summary:q} "
+            "--options {params.options:q} 2> {log:q}"
+
+
 rule classify:
     input:
         cells=f"{RESULTS}/{{sample}}/cells.parquet",
+        model=classifier_model,
     output:
         cells=f"{RESULTS}/{{sample}}/cells_classified.parquet",
         thresholds=f"{RESULTS}/{{sample}}/thresholds.tsv",
+        anndata=f"{RESULTS}/{{sample}}/cells.h5ad",
     params:
         options=options("classify"),
+        model=lambda wildcards, input: f"--model {input.model}" if input.model else "",
     log:
         "logs/classify/{sample}.log",
     threads: 1
     resources:
-        mem_mb=mem_mb(10),
+        mem_mb=lambda wildcards, input: int(500 + 10 * input.size_mb),
         runtime=10,
     shell:
         "dvp classify {input.cells:q} --out {output.cells:q} --thresholds {output.thresholds:q} "
-        "--options {params.options:q} 2> {log:q}"
+        "--anndata {output.anndata:q} {params.model} --options {params.options:q} 2> {log:q}"

@@ -1,3 +1,8 @@
+INTERACTION_TABLES = [
+    f"{a}_x_{b}/{num}_vs_{den}" for num, den, a, b in PROJECT.config["differential"].get("interactions", [])
+]
+
+
 rule differential:
     input:
         proteins=f"{RESULTS}/cohort/proteins.tsv",
@@ -5,6 +10,8 @@ rule differential:
         runs=PROJECT.config["runs"],
     output:
         expand(f"{RESULTS}/cohort/differential/{{cell_type}}/{{contrast}}.tsv", cell_type=CELL_TYPES, contrast=CONTRASTS),
+        [f"{RESULTS}/cohort/differential/{t}.tsv" for t in INTERACTION_TABLES],
+        methods=f"{RESULTS}/cohort/differential/methods.json",
     params:
         options=options("differential"),
         outdir=lambda wildcards, output: stage_folder(output),

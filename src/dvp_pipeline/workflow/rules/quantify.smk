@@ -1,6 +1,15 @@
+# The search-engine report, or with format mzml the spectra and identification files.
+QUANT_MZML = PROJECT.config["quantify"]["format"] == "mzml"
+QUANT_INPUT = (
+    {k: PROJECT.config["quantify"][k] for k in ("spectra", "identifications")}
+    if QUANT_MZML
+    else {"report": PROJECT.config["quantify"]["report"]}
+)
+
+
 rule quantify:
     input:
-        report=PROJECT.config["quantify"]["report"],
+        **QUANT_INPUT,
         samples=PROJECT.config["samples"],
         runs=PROJECT.config["runs"],
     output:
@@ -9,15 +18,17 @@ rule quantify:
         qc=f"{RESULTS}/cohort/quant_qc.tsv",
     params:
         options=options("quantify"),
+        report=lambda wildcards, input: "" if QUANT_MZML else input.report,
     log:
         "logs/quantify.log",
     benchmark:
         "benchmarks/quantify.tsv"
-    threads: 1
+    threads: 2
     resources:
-        mem_mb=mem_mb(15, base=1000),
+        # The ion table is categorical and MaxLFQ works in bounded batches: memory grows slowly with input.
+        mem_mb=mem_mb(4, base=1000),
         runtime=60,
     shell:
-        "dvp quantify {input.report:q} --samples {input.samples:q} --runs {input.runs:q} "
+        "dvp quantify {params.report:q} --samples {input.samples:q} --runs {input.runs:q} "
         "--precursors {output.precursors:q} --proteins {output.proteins:q} --qc {output.qc:q} "
-        "--options {params.options:q} 2> {log:q}"
+        "--threads {threads} --options {params.options:q} 2> {log:q}"

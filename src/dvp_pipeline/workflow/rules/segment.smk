@@ -1,20 +1,100 @@
-rule segment:
-    input:
-        image=lambda wc: sample_field(wc.sample, "image"),
-    output:
-        labels=f"{RESULTS}/{{sample}}/labels.tif",
-        cells=f"{RESULTS}/{{sample}}/cells.parquet",
-    params:
-        options=options("segment"),
-        extra=segment_args,
-    log:
-        "logs/segment/{sample}.log",
-    benchmark:
-        "benchmarks/segment/{sample}.tsv"
-    threads: 1
-    resources:
-        mem_mb=mem_mb(30),
-        runtime=30,
-    shell:
-        "dvp segment {input.image:q} --sample {wildcards.sample} --labels {output.labels:q} "
-        "--cells {output.cells:q} {params.extra} --options {params.options:q} 2> {log:q}"
+# Segmentation and per-cell measurement of each sample's image. A slide is always processed tile by
+# tile inside `dvp segment` (memory bounded by segment.tile_size); with segment.tiles_as_jobs the
+# tiles become jobs of their own: a plan (checkpoint), one job per tile, and a gather job.
+
+
+include: "imaging_functions.smk"
+
+
+if not PROJECT.config["segment"]["tiles_as_jobs"]:
+
+    rule segment:
+        input:
+            image=lambda wc: sample_field(wc.sample, "image"),
+        output:
+            labels=f"{RESULTS}/{{sample}}/labels.tif",
+            nuclei=f"{RESULTS}/{{sample}}/nuclei.tif",
+            cells=f"{RESULTS}/{{sample}}/cells.parquet",
+        params:
+            options=options("segment"),
+            extra=segment_args,
+        log:
+            "logs/segment/{sample}.log",
+        benchmark:
+            "benchmarks/segment/{sample}.tsv"
+        threads: 1
+        resources:
+            mem_mb=segment_mem_mb,
+            runtime=120,
+        shell:
+            "dvp segment {input.image:q} --sample {wildcards.sample} --labels {output.labels:q} "
+            "--nuclei {output.nuclei:q} --cells {output.cells:q} {params.extra} "
+            "--options {params.options:q} 2> {log:q}"
+
+else:
+
+    checkpoint segment_plan:
+        input:
+            image=lambda wc: sample_field(wc.sample, "image"),
+        output:
+            plan=f"{RESULTS}/{{sample}}/tiles/plan.json",
+        params:
+            options=options("segment"),
+            extra=segment_args,
+        log:
+            "logs/segment/{sample}.plan.log",
+        threads: 1
+        resources:
+            mem_mb=segment_mem_mb,
+            runtime=60,
+        shell:
+            "dvp segment {input.image:q} --write-plan {output.plan:q} {params.extra} "
+            "--options {params.options:q} 2> {log:q}"
+
+    rule segment_tile:
+        input:
+            image=lambda wc: sample_field(wc.sample, "image"),
+            plan=f"{RESULTS}/{{sample}}/tiles/plan.json",
+        output:
+            tile=temp(f"{RESULTS}/{{sample}}/tiles/{{tile}}.npz"),
+        wildcard_constraints:
+            tile=r"\d+",
+        params:
+            options=options("segment"),
+            extra=segment_args,
+        log:
+            "logs/segment/{sample}.tile{tile}.log",
+        benchmark:
+            "benchmarks/segment/{sample}.tile{tile}.tsv"
+        threads: 1
+        resources:
+            mem_mb=segment_mem_mb,
+            runtime=60,
+        shell:
+            "dvp segment {input.image:q} --plan {input.plan:q} --tile {wildcards.tile} "
+            "--tile-out {output.tile:q} {params.extra} --options {params.options:q} 2> {log:q}"
+
+    rule segment_gather:
+        input:
+            image=lambda wc: sample_field(wc.sample, "image"),
+            plan=f"{RESULTS}/{{sample}}/tiles/plan.json",
+            tiles=segment_tiles,
+        output:
+            labels=f"{RESULTS}/{{sample}}/labels.tif",
+            nuclei=f"{RESULTS}/{{sample}}/nuclei.tif",
+            cells=f"{RESULTS}/{{sample}}/cells.parquet",
+        params:
+            options=options("segment"),
+            extra=segment_args,
+        log:
+            "logs/segment/{sample}.log",
+        benchmark:
+            "benchmarks/segment/{sample}.tsv"
+        threads: 1
+        resources:
+            mem_mb=segment_mem_mb,
+            runtime=120,
+        shell:
+            "dvp segment {input.image:q} --sample {wildcards.sample} --plan {input.plan:q} "
+            "--gather {input.tiles:q} --labels {output.labels:q} --nuclei {output.nuclei:q} "
+            "--cells {output.cells:q} {params.extra} --options {params.options:q} 2> {log:q}"

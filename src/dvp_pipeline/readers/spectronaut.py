@@ -1,0 +1,64 @@
+"""Spectronaut long-format export (normal report), precursor or fragment level.
+
+Fragment level (``F.FrgIon`` present): one ion per precursor, fragment and fragment charge, with
+``F.PeakArea``; fragments Spectronaut marks ``F.ExcludedFromQuantification`` are dropped. Precursor
+level: ``FG.Quantity``. The run is ``R.FileName``, else ``R.Label``, else ``R.Condition``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dvp_pipeline.readers._table import Filters, columns, combine, ion_table, numeric, read_columns, text
+
+NAME = "spectronaut"
+DESCRIPTION = "Spectronaut long report (PG.ProteinGroups, R.FileName, EG.ModifiedSequence, FG.Charge, ...)"
+RUN_COLUMNS = ["R.FileName", "R.Label", "R.Condition"]
+
+
+def detect(cols: set[str]) -> bool:
+    return "PG.ProteinGroups" in cols and bool(set(RUN_COLUMNS) & cols)
+
+
+def _run_column(present) -> str:
+    return next((c for c in RUN_COLUMNS if c in present), "R.FileName")
+
+
+def runs(path) -> set[str]:
+    col = _run_column(set(columns(path)))
+    return set(read_columns(path, [col], what=DESCRIPTION)[col].astype(str).unique())
+
+
+def _truthy(values) -> np.ndarray:
+    return values.astype(str).str.lower().isin(["true", "1", "yes"]).to_numpy()
+
+
+def read(path, filters: Filters | None = None):
+    filters = filters or Filters()
+    present = set(columns(path))
+    fragment = "F.FrgIon" in present
+    run_col = _run_column(present)
+    quantity = filters.quantity or ("F.PeakArea" if fragment else "FG.Quantity")
+    ion = ["EG.ModifiedSequence", "FG.Charge"] + (["F.FrgIon", "F.Charge"] if fragment else [])
+    ion += [c for c in ("F.FrgLossType",) if fragment and c in present]
+    optional = [c for c in ("PG.Genes", "EG.Qvalue", "PG.Qvalue", "F.ExcludedFromQuantification") if c in present]
+    raw = read_columns(path, [run_col, "PG.ProteinGroups", quantity] + ion + optional, what=DESCRIPTION)
+    intensity = numeric(raw, quantity, path)
+    keep = np.ones(len(raw), dtype=bool)
+    if "EG.Qvalue" in raw:
+        keep &= numeric(raw, "EG.Qvalue", path).fillna(0).to_numpy() <= filters.precursor_q
+    if "PG.Qvalue" in raw:
+        keep &= numeric(raw, "PG.Qvalue", path).fillna(0).to_numpy() <= filters.protein_q
+    if "F.ExcludedFromQuantification" in raw:
+        keep &= ~_truthy(raw["F.ExcludedFromQuantification"])
+    protein = text(raw, "PG.ProteinGroups")
+    keep &= filters.protein_ok(protein)
+    return ion_table(
+        path,
+        keep=keep,
+        run=text(raw, run_col),
+        protein=protein,
+        genes=text(raw, "PG.Genes") if "PG.Genes" in raw else protein,
+        precursor=combine(*(raw[c] for c in ion), sep="|"),
+        intensity=np.nan_to_num(intensity.to_numpy(), nan=0.0),
+    )

@@ -1,0 +1,377 @@
+"""Whole-slide segmentation in overlapping tiles, stitched into one label image.
+
+``dvp segment`` segments a slide tile by tile so that memory is bounded by the tile, not the
+slide: each tile is read with a margin of ``overlap`` pixels on every side, segmented on its own by
+:func:`dvp_pipeline.segmentation.segment_cells_and_nuclei`, and keeps only the cells whose centroid
+lies in its core (the part of the slide it owns). A cell crossing a tile border therefore comes,
+whole, from the one tile that owns its centre: as long as the margin is wider than a cell (and the
+segmentation's reach), tiles see every cell they own complete and the tiled result equals the
+untiled one. The stitcher writes tiles into an output array (in memory, or a zarr array on disk for
+whole slides) and numbers cells consecutively; where two tiles claim the same pixels (a cell seen
+slightly differently from both sides), the first tile keeps them and a later cell that finds most of
+its pixels taken is a duplicate and is dropped.
+
+The classical method's automatic nuclear threshold is a property of the whole image; it is found
+once, from all tile cores (:func:`global_threshold`), and handed to every tile as a number.
+
+Tiles are independent, so they can also run as separate jobs (``segment.tiles_as_jobs``): a plan
+(:func:`plan_tiles`) fixes the grid and the threshold, each job runs :func:`segment_tile`, and
+:class:`Stitcher` gathers the results in tile order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import filters
+
+from dvp_pipeline.errors import DVPError
+from dvp_pipeline.segmentation import segment_cells_and_nuclei
+
+log = logging.getLogger(__name__)
+
+# A later tile's cell is a duplicate of one already written when most of its pixels are taken.
+_DUPLICATE_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: ``core`` is the part of the image it owns, ``region`` the core plus its margin.
+
+    Both are ``(y0, y1, x0, x1)`` in image pixels; regions are clipped to the image.
+    """
+
+    index: int
+    core: tuple[int, int, int, int]
+    region: tuple[int, int, int, int]
+
+    @property
+    def region_slices(self) -> tuple[slice, slice]:
+        y0, y1, x0, x1 = self.region
+        return slice(y0, y1), slice(x0, x1)
+
+
+def tile_grid(shape: tuple[int, int], *, tile_size: int, overlap: int) -> list[Tile]:
+    """Cut an image of ``shape`` (y, x) into tiles of at most ``tile_size`` pixels plus margins.
+
+    Parameters
+    ----------
+    shape
+        Image height and width in pixels.
+    tile_size
+        Side of a tile's core; the image is cut into ``ceil(side / tile_size)`` equal cores per axis.
+    overlap
+        Margin in pixels read around each core (and clipped at the image border).
+
+    Returns
+    -------
+    Tiles in row-major order; their cores cover the image exactly once.
+
+    Examples
+    --------
+    >>> [t.core for t in tile_grid((100, 150), tile_size=100, overlap=10)]
+    [(0, 100, 0, 75), (0, 100, 75, 150)]
+    """
+    height, width = (int(v) for v in shape)
+    if not isinstance(tile_size, int | np.integer) or tile_size < 16:
+        raise DVPError(f"tile_size must be an integer of at least 16 pixels, got {tile_size!r}")
+    if not isinstance(overlap, int | np.integer) or overlap < 0:
+        raise DVPError(f"overlap must be a non-negative number of pixels, got {overlap!r}")
+    if height <= 0 or width <= 0:
+        raise DVPError(f"image has shape {shape}; expected a positive height and width")
+
+    def cuts(side: int) -> list[int]:
+        n = -(-side // tile_size)
+        return [round(i * side / n) for i in range(n + 1)]
+
+    tiles = []
+    ys, xs = cuts(height), cuts(width)
+    for y0, y1 in zip(ys[:-1], ys[1:], strict=True):
+        for x0, x1 in zip(xs[:-1], xs[1:], strict=True):
+            region = (max(0, y0 - overlap), min(height, y1 + overlap), max(0, x0 - overlap), min(width, x1 + overlap))
+            tiles.append(Tile(len(tiles), (y0, y1, x0, x1), region))
+    return tiles
+
+
+def read_region(image, tile: Tile) -> np.ndarray:
+    """The (channels, y, x) pixels of a tile's region from an array or an :class:`~dvp_pipeline.images.ImageSource`."""
+    ys, xs = tile.region_slices
+    if hasattr(image, "read"):
+        return image.read(ys, xs)
+    image = np.asarray(image) if not hasattr(image, "shape") else image
+    data = image[np.newaxis] if image.ndim == 2 else image
+    return np.asarray(data[:, ys, xs])
+
+
+def image_shape(image) -> tuple[int, int, int]:
+    """(channels, y, x) of an array or image source."""
+    shape = tuple(image.shape)
+    return (1, *shape) if len(shape) == 2 else shape
+
+
+def global_threshold(
+    image,
+    tiles: list[Tile],
+    *,
+    nuclear_channel: int = 0,
+    pixel_size_um: float = 0.5,
+    smoothing_sigma_um: float = 0.5,
+    threshold: str | float = "otsu",
+    **_ignored,
+) -> float | None:
+    """The classical method's nuclear threshold for the whole image, found from tile cores.
+
+    Reproduces :func:`dvp_pipeline.segmentation.segment_nuclei` on the whole image: Otsu from the
+    same 256-bin histogram of the smoothed nuclear stain (two passes over the tiles: range, then
+    histogram); Li and triangle from every 4th pixel of every 4th row. Returns ``threshold`` itself
+    when it is a number, and ``None`` for a blank image (no foreground).
+    """
+    if not isinstance(threshold, str):
+        return float(threshold)
+    sigma = smoothing_sigma_um / pixel_size_um
+
+    def smoothed_cores():
+        for tile in tiles:
+            region = read_region(image, tile)[nuclear_channel].astype(np.float32)
+            if sigma > 0:
+                region = ndi.gaussian_filter(region, sigma=sigma)
+            y0, y1, x0, x1 = tile.core
+            ry, rx = tile.region[0], tile.region[2]
+            yield region[y0 - ry : y1 - ry, x0 - rx : x1 - rx]
+
+    if threshold == "otsu":
+        low, high = np.inf, -np.inf
+        for core in smoothed_cores():
+            low, high = min(low, float(core.min())), max(high, float(core.max()))
+        if low == high:
+            return None
+        counts = np.zeros(256, dtype=np.int64)
+        for core in smoothed_cores():
+            counts += np.histogram(core, bins=256, range=(low, high))[0]
+        edges = np.linspace(low, high, 257)
+        centers = (edges[:-1] + edges[1:]) / 2
+        return float(filters.threshold_otsu(hist=(counts, centers)))
+    functions = {"li": filters.threshold_li, "triangle": filters.threshold_triangle}
+    if threshold not in functions:
+        raise DVPError(f"threshold {threshold!r} unknown; expected one of otsu, li, triangle or a number")
+    sample = np.concatenate([core[::4, ::4].ravel() for core in smoothed_cores()])
+    if sample.min() == sample.max():
+        return None
+    return float(functions[threshold](sample))
+
+
+def plan_tiles(
+    image,
+    *,
+    method: str = "classical",
+    tile_size: int = 2048,
+    overlap: int = 80,
+    options: dict | None = None,
+) -> dict:
+    """The tiling of an image and the per-tile segmentation options, as JSON-ready data.
+
+    Parameters
+    ----------
+    image
+        Array (channels, y, x) or image source.
+    method, options
+        As in :func:`dvp_pipeline.segmentation.segment`.
+    tile_size, overlap
+        As in :func:`tile_grid`.
+
+    Returns
+    -------
+    dict with ``shape``, ``method``, ``tiles`` (list of ``{index, core, region}``) and ``options``
+    (the method's options with a classical automatic threshold replaced by its whole-image value;
+    ``blank`` is true when the nuclear stain is uniform, and then no tile has cells).
+    """
+    options = dict(options or {})
+    shape = image_shape(image)
+    tiles = tile_grid(shape[1:], tile_size=tile_size, overlap=overlap)
+    blank = False
+    if method == "classical" and len(tiles) > 1:
+        level = global_threshold(image, tiles, **options)
+        if level is None:
+            blank = True
+        else:
+            options["threshold"] = level
+    return {
+        "shape": list(shape),
+        "method": method,
+        "tiles": [{"index": t.index, "core": list(t.core), "region": list(t.region)} for t in tiles],
+        "options": options,
+        "blank": blank,
+    }
+
+
+def tiles_of(plan: dict) -> list[Tile]:
+    """The :class:`Tile` objects of a plan from :func:`plan_tiles`."""
+    return [Tile(int(t["index"]), tuple(t["core"]), tuple(t["region"])) for t in plan["tiles"]]
+
+
+def segment_tile(image, tile: Tile, *, plan: dict, pixels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Segment one tile's region and keep the cells it owns.
+
+    Parameters
+    ----------
+    image
+        Array (channels, y, x) or image source (read only when ``pixels`` is not given).
+    tile
+        The tile, from the plan.
+    plan
+        From :func:`plan_tiles`.
+    pixels
+        The tile region's pixels if already read.
+
+    Returns
+    -------
+    cells, nuclei
+        Labels over the tile's region (uint32, 1..k) of the cells whose centroid lies in the core,
+        and their nuclei; everything else is 0.
+    """
+    if pixels is None:
+        pixels = read_region(image, tile)
+    height, width = pixels.shape[1:]
+    if plan.get("blank"):
+        empty = np.zeros((height, width), dtype=np.uint32)
+        return empty, empty.copy()
+    cells, nuclei = segment_cells_and_nuclei(pixels, method=plan["method"], **plan["options"])
+    n = int(cells.max())
+    if n == 0:
+        return cells, nuclei
+    flat = cells.ravel()
+    index = np.flatnonzero(flat)
+    ids = flat[index]
+    count = np.bincount(ids, minlength=n + 1)
+    cy = np.bincount(ids, weights=index // width, minlength=n + 1) / np.maximum(count, 1)
+    cx = np.bincount(ids, weights=index % width, minlength=n + 1) / np.maximum(count, 1)
+    y0, y1, x0, x1 = tile.core
+    ry, rx = tile.region[0], tile.region[2]
+    # Half-open core in the region's coordinates; centroids are compared after rounding down, so a
+    # centre exactly on a core border belongs to exactly one tile.
+    owned = (
+        (count > 0)
+        & (np.floor(cy) >= y0 - ry)
+        & (np.floor(cy) < y1 - ry)
+        & (np.floor(cx) >= x0 - rx)
+        & (np.floor(cx) < x1 - rx)
+    )
+    owned[0] = False
+    new_id = np.zeros(n + 1, dtype=np.uint32)
+    new_id[owned] = np.arange(1, int(owned.sum()) + 1, dtype=np.uint32)
+    return new_id[cells], new_id[nuclei]
+
+
+class Stitcher:
+    """Writes tiles' cells into whole-image label arrays, numbering cells 1..N across tiles.
+
+    Parameters
+    ----------
+    cells_out, nuclei_out
+        Zero-filled (y, x) arrays (numpy, or zarr for whole slides) supporting slice reads and writes.
+    """
+
+    def __init__(self, cells_out, nuclei_out) -> None:
+        self.cells_out = cells_out
+        self.nuclei_out = nuclei_out
+        self.n_cells = 0
+        self.duplicates = 0
+
+    def add(self, tile: Tile, cells: np.ndarray, nuclei: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Write one tile's owned cells (from :func:`segment_tile`); return what was written.
+
+        Returns
+        -------
+        cells, nuclei
+            The tile region's final labels restricted to the cells this tile added (others 0).
+        ids
+            The global labels this tile added, ascending.
+        """
+        ys, xs = tile.region_slices
+        written = np.asarray(self.cells_out[ys, xs])
+        n = int(cells.max()) if cells.size else 0
+        if n == 0:
+            empty = np.zeros(cells.shape, dtype=np.uint32)
+            return empty, empty.copy(), np.zeros(0, dtype=np.int64)
+        free = written == 0
+        total = np.bincount(cells.ravel(), minlength=n + 1)
+        available = np.bincount(cells[free].ravel(), minlength=n + 1)
+        keep = available >= _DUPLICATE_FRACTION * total
+        keep[0] = False
+        self.duplicates += int(np.count_nonzero(~keep[1:] & (total[1:] > 0)))
+        mapping = np.zeros(n + 1, dtype=np.uint32)
+        mapping[keep] = np.arange(self.n_cells + 1, self.n_cells + 1 + int(keep.sum()), dtype=np.uint32)
+        new_cells = np.where(free, mapping[cells], 0).astype(np.uint32)
+        new_nuclei = np.where(new_cells > 0, mapping[nuclei], 0).astype(np.uint32)
+        new_nuclei[new_nuclei != new_cells] = 0
+        ids = np.arange(self.n_cells + 1, self.n_cells + 1 + int(keep.sum()), dtype=np.int64)
+        self.n_cells += int(keep.sum())
+        if ids.size:
+            self.cells_out[ys, xs] = np.where(new_cells > 0, new_cells, written)
+            nuclei_written = np.asarray(self.nuclei_out[ys, xs])
+            self.nuclei_out[ys, xs] = np.where(new_nuclei > 0, new_nuclei, nuclei_written)
+        return new_cells, new_nuclei, ids
+
+
+def segment_tiled(
+    image,
+    *,
+    method: str = "classical",
+    tile_size: int = 2048,
+    overlap: int = 80,
+    cells_out=None,
+    nuclei_out=None,
+    on_tile: Callable[[Tile, np.ndarray, np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+    **options,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Segment an image tile by tile and stitch the tiles into whole-image labels.
+
+    Parameters
+    ----------
+    image
+        Array (channels, y, x) or (y, x), or an :class:`~dvp_pipeline.images.ImageSource`.
+    method, **options
+        As in :func:`dvp_pipeline.segmentation.segment`.
+    tile_size
+        Side of a tile's core in pixels.
+    overlap
+        Margin in pixels read around each tile; must exceed the largest cell's diameter.
+    cells_out, nuclei_out
+        Zero-filled (y, x) uint32 arrays to write into (e.g. zarr arrays on disk for a whole
+        slide); new in-memory arrays when ``None``.
+    on_tile
+        Called after each tile as ``on_tile(tile, pixels, cells, nuclei, ids)`` with the tile
+        region's pixels, its final labels restricted to the tile's cells, and their labels; used to
+        measure cells tile by tile without reading the slide again.
+
+    Returns
+    -------
+    cells, nuclei
+        ``cells_out`` and ``nuclei_out``: cells numbered 1..N, the nucleus of cell ``k`` labelled ``k``.
+
+    Examples
+    --------
+    >>> cells, nuclei = segment_tiled(image, tile_size=1024, overlap=80, pixel_size_um=0.5)
+    """
+    shape = image_shape(image)
+    if cells_out is None:
+        cells_out = np.zeros(shape[1:], dtype=np.uint32)
+    if nuclei_out is None:
+        nuclei_out = np.zeros(shape[1:], dtype=np.uint32)
+    plan = plan_tiles(image, method=method, tile_size=tile_size, overlap=overlap, options=options)
+    stitcher = Stitcher(cells_out, nuclei_out)
+    tiles = tiles_of(plan)
+    for tile in tiles:
+        pixels = read_region(image, tile)
+        cells, nuclei = segment_tile(image, tile, plan=plan, pixels=pixels)
+        final_cells, final_nuclei, ids = stitcher.add(tile, cells, nuclei)
+        if on_tile is not None:
+            on_tile(tile, pixels, final_cells, final_nuclei, ids)
+        log.debug("tile %d/%d: %d cells", tile.index + 1, len(tiles), len(ids))
+    if stitcher.duplicates:
+        log.info("%d cell(s) seen by two tiles were kept once", stitcher.duplicates)
+    return cells_out, nuclei_out

@@ -1,0 +1,21 @@
+# Helper functions of the imaging rules (segment.smk, classify.smk); Snakemake's linter wants
+# functions and rules in separate files.
+
+
+def segment_mem_mb(wildcards, input):
+    """Bounded by the tile, not the slide: small images need little, whole slides about 2 GB."""
+    return int(min(500 + 30 * input.size_mb, 2500))
+
+
+def segment_tiles(wildcards):
+    """The tile results of a sample, in plan order, once its plan exists."""
+    plan = checkpoints.segment_plan.get(sample=wildcards.sample).output.plan
+    with open(plan, encoding="utf-8") as handle:
+        n = len(json.load(handle)["tiles"])
+    return [f"{RESULTS}/{wildcards.sample}/tiles/{k}.npz" for k in range(n)]
+
+
+def classifier_model(wildcards):
+    if not SUPERVISED:
+        return []
+    return TRAINED_MODEL or f"{RESULTS}/cohort/classifier/model.json"

@@ -1,0 +1,145 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from skimage.draw import disk
+
+from dvp_pipeline.cli import main
+from dvp_pipeline.cli import segment as segment_cli
+from dvp_pipeline.demo import big_slide_tile, write_big_slide
+from dvp_pipeline.errors import DVPError
+from dvp_pipeline.segmentation import match_labels, segment_cells_and_nuclei
+from dvp_pipeline.tiling import segment_tiled, tile_grid
+
+
+def test_tile_cores_cover_the_image_once():
+    tiles = tile_grid((1000, 700), tile_size=256, overlap=30)
+    cover = np.zeros((1000, 700), int)
+    for t in tiles:
+        y0, y1, x0, x1 = t.core
+        cover[y0:y1, x0:x1] += 1
+        ry0, ry1, rx0, rx1 = t.region
+        assert ry0 == max(0, y0 - 30) and ry1 == min(1000, y1 + 30)
+        assert rx0 == max(0, x0 - 30) and rx1 == min(700, x1 + 30)
+    assert (cover == 1).all()
+    assert len(tiles) == 4 * 3
+
+
+def test_tile_grid_rejects_bad_sizes():
+    with pytest.raises(DVPError, match="tile_size"):
+        tile_grid((100, 100), tile_size=4, overlap=2)
+    with pytest.raises(DVPError, match="overlap"):
+        tile_grid((100, 100), tile_size=64, overlap=-1)
+
+
+@pytest.fixture(scope="module")
+def slide():
+    """A 1,200 x 1,200 synthetic slide region (about 5,000 nuclei) with its untiled segmentation."""
+    image = big_slide_tile(0, 0, 1200, 1200, seed=3)
+    cells, nuclei = segment_cells_and_nuclei(image, pixel_size_um=0.5)
+    return image, cells, nuclei
+
+
+@pytest.mark.parametrize("tile_size", [256, 500])
+def test_tiled_matches_untiled(slide, tile_size):
+    image, cells, nuclei = slide
+    tiled_cells, tiled_nuclei = segment_tiled(image, tile_size=tile_size, overlap=60, pixel_size_um=0.5)
+    assert int(tiled_cells.max()) == len(np.unique(tiled_cells)) - 1  # numbered 1..N
+    for tiled, untiled in ((tiled_cells, cells), (tiled_nuclei, nuclei)):
+        match = match_labels(tiled, untiled, iou_threshold=0.9)
+        assert match["recall"] >= 0.99
+        assert match["precision"] >= 0.99
+    # The nucleus of cell k is labelled k.
+    inside = tiled_nuclei > 0
+    assert (tiled_nuclei[inside] == tiled_cells[inside]).all()
+
+
+def test_cells_across_borders_and_corners_are_whole_and_single():
+    # Cells straddling a vertical border, a horizontal border and the corner where four tiles meet.
+    image = np.full((1, 400, 400), 10.0)
+    centres = [(100, 200), (200, 100), (200, 200), (300, 199), (199, 300), (50, 50)]
+    for cy, cx in centres:
+        rr, cc = disk((cy, cx), 9, shape=image.shape[1:])
+        image[0, rr, cc] = 1000.0
+    untiled, _ = segment_cells_and_nuclei(image, pixel_size_um=0.5)
+    tiled, _ = segment_tiled(image, tile_size=200, overlap=40, pixel_size_um=0.5)
+    assert int(tiled.max()) == len(centres)
+    for cy, cx in centres:
+        label = tiled[cy, cx]
+        assert label > 0
+        a, b = tiled == label, untiled == untiled[cy, cx]
+        assert (a & b).sum() / (a | b).sum() == 1.0
+
+
+@pytest.fixture(scope="module")
+def slide_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("slide") / "slide.ome.tif"
+    write_big_slide(path, size=700, tile=256, seed=1)
+    return path
+
+
+def _segment(path, out, *extra):
+    return main(
+        [
+            "segment",
+            str(path),
+            "--sample",
+            "S",
+            "--labels",
+            str(out / "labels.tif"),
+            "--nuclei",
+            str(out / "nuclei.tif"),
+            "--cells",
+            str(out / "cells.parquet"),
+            *extra,
+        ]
+    )
+
+
+def test_cli_tiles_as_jobs_equal_one_job(slide_file, tmp_path):
+    options = ["--options", json.dumps({"tile_size": 256})]
+    assert _segment(slide_file, tmp_path / "one", *options) == 0
+    plan = tmp_path / "plan.json"
+    assert main(["segment", str(slide_file), "--write-plan", str(plan), *options]) == 0
+    n = len(json.loads(plan.read_text())["tiles"])
+    assert n == 9
+    tiles = [str(tmp_path / f"t{k}.npz") for k in range(n)]
+    for k in range(n):
+        args = ["segment", str(slide_file), "--plan", str(plan), "--tile", str(k), "--tile-out", tiles[k]]
+        assert main([*args, *options]) == 0
+    assert _segment(slide_file, tmp_path / "jobs", "--plan", str(plan), "--gather", *tiles, *options) == 0
+    for name in ("labels.tif", "nuclei.tif"):
+        assert (tifffile.imread(tmp_path / "one" / name) == tifffile.imread(tmp_path / "jobs" / name)).all()
+    one = pd.read_parquet(tmp_path / "one" / "cells.parquet")
+    jobs = pd.read_parquet(tmp_path / "jobs" / "cells.parquet")
+    pd.testing.assert_frame_equal(one, jobs)
+    # Gathering tiles in the wrong order is an error.
+    assert _segment(slide_file, tmp_path / "bad", "--plan", str(plan), "--gather", *tiles[::-1], *options) == 2
+
+
+def test_cli_on_disk_labels_equal_in_memory(slide_file, tmp_path, monkeypatch):
+    options = ["--options", json.dumps({"tile_size": 256})]
+    assert _segment(slide_file, tmp_path / "memory", *options) == 0
+    monkeypatch.setattr(segment_cli, "IN_MEMORY_PIXELS", 0)  # force the zarr scratch array
+    assert _segment(slide_file, tmp_path / "disk", *options) == 0
+    assert (
+        tifffile.imread(tmp_path / "memory" / "labels.tif") == tifffile.imread(tmp_path / "disk" / "labels.tif")
+    ).all()
+    assert not list((tmp_path / "disk").glob("*.zarr"))  # scratch removed
+    cells = pd.read_parquet(tmp_path / "disk" / "cells.parquet")
+    assert cells["cell_id"].tolist() == list(range(1, len(cells) + 1))
+    assert {"centroid_x_um", "nucleus_mean_DAPI", "cytoplasm_p99_KRT14", "neighbours"} <= set(cells.columns)
+
+
+def test_cli_all_zero_channel_is_one_clear_error(tmp_path, capsys):
+    image = big_slide_tile(0, 0, 200, 200)
+    image[2] = 0
+    path = tmp_path / "zero.tif"
+    tifffile.imwrite(path, image)
+    code = _segment(path, tmp_path, "--channels", "DAPI,KRT14,CD8,CD163", "--pixel-size", "0.5")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "CD8 are all zero" in err
+    assert not (tmp_path / "labels.tif").exists()
