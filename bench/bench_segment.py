@@ -32,6 +32,17 @@ import pandas as pd
 from dvp_pipeline.demo import write_big_slide
 
 
+def _peak_rss_mib(pid: int) -> float:
+    """VmHWM (peak resident set) of a running process, from /proc (Linux); NaN elsewhere."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def run_stage(image: Path, out: Path, options: dict) -> tuple[float, float, int]:
     """Wall seconds, peak RSS (MiB) and cell count of one ``dvp segment`` process."""
     out.mkdir(parents=True, exist_ok=True)
@@ -51,10 +62,23 @@ def run_stage(image: Path, out: Path, options: dict) -> tuple[float, float, int]
         json.dumps(options),
     ]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
+    log = out / "segment.log"
+    with open(log, "w") as stderr_file:
+        process = subprocess.Popen(command, stderr=stderr_file, text=True)
+        # Poll rather than block, printing the peak so far: a long whole-slide run that is stopped
+        # still tells whether its memory stayed flat.
+        last = started
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(1)
+            if time.perf_counter() - last >= 60:
+                last = time.perf_counter()
+                print(f"  {image.name}: {last - started:.0f} s, peak RSS so far {_peak_rss_mib(process.pid):.0f} MiB",
+                      flush=True)  # fmt: skip
     wall = time.perf_counter() - started
-    stderr = process.stderr.read()
+    stderr = log.read_text()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"dvp segment failed on {image}:\n{stderr}")
     cells = len(pd.read_parquet(out / "cells.parquet", columns=["cell_id"]))

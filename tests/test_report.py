@@ -312,7 +312,9 @@ def test_sample_report_sections(sample_html):
     assert "Deep Visual Proteomics report: TEN01" in sample_html
     assert 'class="missing"' not in sample_html  # every input was there
     _check_images(page)
-    assert len(page.images) == 7  # thumbnail, map, histograms, preview, QC bars, two pathway sets
+    assert "gallery" in page.ids
+    # thumbnail, map, example cells, histograms, preview, QC bars, two pathway sets
+    assert len(page.images) == 8
     _check_self_contained(sample_html, page)
 
 
@@ -550,3 +552,104 @@ def test_thumbnail_reads_a_pyramid_level(tmp_path):
     np.testing.assert_array_equal(level, image[:, ::2, ::2])
     full, _ = cli._read_thumbnail_image(path, 1000)
     assert full.shape == (4, 128, 128)
+
+
+# --------------------------------------------------------------------------- example cells, classifier
+
+
+def test_gallery_picks_most_and_least_confident():
+    cells = pd.DataFrame(
+        {
+            "cell_id": np.arange(1, 24),
+            "cell_type": ["keratinocyte"] * 20 + ["macrophage"] * 3,
+            "confidence": np.r_[np.linspace(0.99, 0.51, 20), [0.7, 0.9, 0.8]],
+        }
+    )
+    chosen = report.gallery_cells(cells, per_type=8)
+    kera = chosen[chosen["cell_type"] == "keratinocyte"]
+    assert list(kera["cell_id"]) == [1, 2, 3, 4, 5, 6, 19, 20]  # six most, two least confident
+    assert list(kera["gallery"]) == ["most confident"] * 6 + ["least confident"] * 2
+    assert list(chosen.loc[chosen["cell_type"] == "macrophage", "cell_id"]) == [22, 23, 21]  # all, by confidence
+    assert list(dict.fromkeys(chosen["cell_type"])) == ["keratinocyte", "macrophage"]  # palette order
+
+
+def test_gallery_reads_only_crop_windows(project, monkeypatch):
+    from dvp_pipeline.images import ImageSource
+
+    windows = []
+    read = ImageSource.read
+
+    def spy(self, y=slice(None), x=slice(None)):
+        out = read(self, y, x)
+        windows.append(out.shape[1:])
+        return out
+
+    monkeypatch.setattr(ImageSource, "read", spy)
+    root = project["root"]
+    cells = project["cells"]["TEN01"]
+    crops, names = cli._gallery_crops(
+        cells,
+        root / "images" / "TEN01.tif",
+        root / "results" / "TEN01" / "labels.tif",
+        per_type=2,
+        crop_px=16,
+    )
+    assert names == CHANNELS
+    assert len(crops) == 2 * 3 + 1  # two per type; one unassigned cell
+    assert windows and all(w == (16, 16) for w in windows)  # never the whole 60 x 90 image
+    image = tifffile.imread(root / "images" / "TEN01.tif")
+    for crop in crops:
+        row = cells[cells["cell_id"] == crop["cell_id"]].iloc[0]
+        assert crop["cell_type"] == row["cell_type"]
+        assert (crop["labels"] == crop["cell_id"]).sum() == 81  # the whole 9 x 9 cell is inside its crop
+        # the crop is the image around the cell: its stain is where its label is
+        assert crop["pixels"][0][crop["labels"] == crop["cell_id"]].min() > 300
+        assert crop["pixels"].shape == (4, 16, 16) and np.isin(crop["pixels"], image).all()
+    fig = report.cell_gallery_figure(crops, channels=names)
+    assert len([ax for ax in fig.axes if ax.images]) == len(crops)
+
+
+def _write_classifier(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    confusion = pd.DataFrame({"true": ["keratinocyte", "macrophage"], "keratinocyte": [18, 3], "macrophage": [2, 7]})
+    confusion.to_csv(folder / "confusion.tsv", sep="\t", index=False)
+    summary = {
+        "accuracy": 25 / 30,
+        "n_cells": 30,
+        "folds": 5,
+        "per_class": [
+            {"cell_type": "keratinocyte", "precision": 18 / 21, "recall": 0.9, "support": 20},
+            {"cell_type": "macrophage", "precision": 7 / 9, "recall": 0.7, "support": 10},
+        ],
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_cohort_report_shows_supervised_classifier(project, tmp_path, cohort_html):
+    import shutil
+
+    assert "classifier" not in parse(cohort_html).ids  # gating rules: no section
+    results = tmp_path / "results"
+    shutil.copytree(project["root"] / "results" / "cohort", results / "cohort")
+    _write_classifier(results / "cohort" / "classifier")
+    args = _args(project, "cohort", tmp_path / "cohort.html")
+    args.results = str(results)
+    cli.run(args)
+    html = (tmp_path / "cohort.html").read_text()
+    page = parse(html)
+    assert "classifier" in page.ids
+    assert "0.833" in html  # cross-validated accuracy
+    rows = {r["annotated type"]: r for r in page.table("annotated type")}
+    assert rows["keratinocyte"]["predicted keratinocyte"] == "18"
+    assert rows["macrophage"]["predicted keratinocyte"] == "3"
+    assert rows["macrophage"]["recall"] == "0.700" and rows["keratinocyte"]["precision"] == "0.857"
+    assert rows["macrophage"]["cells"] == "10"
+
+
+def test_classifier_table_without_summary():
+    confusion = pd.DataFrame({"true": ["a", "b"], "a": [4, 1], "b": [0, 5]})
+    table = report.classifier_table(confusion)
+    assert list(table.columns) == ["annotated type", "predicted a", "predicted b", "recall", "precision", "cells"]
+    assert table["recall"].tolist() == [1.0, 5 / 6] and table["precision"].tolist() == [0.8, 1.0]
+    with pytest.raises(DVPError, match="true"):
+        report.classifier_table(confusion.rename(columns={"true": "x"}))

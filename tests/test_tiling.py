@@ -133,6 +133,34 @@ def test_cli_on_disk_labels_equal_in_memory(slide_file, tmp_path, monkeypatch):
     assert {"centroid_x_um", "nucleus_mean_DAPI", "cytoplasm_p99_KRT14", "neighbours"} <= set(cells.columns)
 
 
+def test_cli_streams_cells_table_per_tile(slide_file, tmp_path):
+    import pyarrow.parquet as pq
+
+    from dvp_pipeline.features import add_neighbourhood_counts
+
+    options = ["--options", json.dumps({"tile_size": 256})]
+    assert _segment(slide_file, tmp_path, *options) == 0
+    assert main(["segment", str(slide_file), "--sample", "S", "--labels", str(tmp_path / "l.tif"),
+                 "--cells", str(tmp_path / "cells.tsv"), *options]) == 0  # fmt: skip
+    # streamed tile by tile (one row group each), never concatenated in memory: a whole slide's
+    # table is what made memory grow with the slide
+    assert pq.ParquetFile(tmp_path / "cells.parquet").num_row_groups == 9
+    cells = pd.read_parquet(tmp_path / "cells.parquet")
+    assert cells["cell_id"].tolist() == list(range(1, len(cells) + 1))
+    assert cells.columns[-1] == "neighbours"
+    # neighbours counted over the whole slide, across tile borders, from the centroids alone
+    expected = add_neighbourhood_counts(cells.drop(columns="neighbours"), radius_um=30.0)
+    assert (cells["neighbours"] == expected["neighbours"]).all() and cells["neighbours"].max() > 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "cells.tsv", sep="\t"), cells, check_exact=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cells.parquet",
+        "cells.tsv",
+        "l.tif",
+        "labels.tif",
+        "nuclei.tif",
+    ]
+
+
 def test_cli_all_zero_channel_is_one_clear_error(tmp_path, capsys):
     image = big_slide_tile(0, 0, 200, 200)
     image[2] = 0

@@ -45,6 +45,9 @@ __all__ = [
     "figure_to_base64",
     "image_figure",
     "cell_type_map_figure",
+    "gallery_cells",
+    "cell_gallery_figure",
+    "classifier_table",
     "marker_histograms_figure",
     "identifications_figure",
     "missing_values_figure",
@@ -222,6 +225,7 @@ def composite_rgb(
     channels: Sequence[str] | None = None,
     max_size: int = 800,
     percentiles: tuple[float, float] = (1.0, 99.5),
+    ranges: Sequence[tuple[float, float]] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Colour composite of a multichannel image, with cell outlines, downsampled for display.
 
@@ -239,6 +243,9 @@ def composite_rgb(
         Longest side of the result in pixels; the image is block-averaged by an integer factor.
     percentiles
         Per-channel intensity range mapped to 0..1 (robust to hot pixels).
+    ranges
+        Per-channel ``(low, high)`` intensities mapped to 0..1 instead of the image's percentiles
+        (so that several crops share one scale).
 
     Returns
     -------
@@ -259,7 +266,7 @@ def composite_rgb(
         name = names[i] if i < len(names) else None
         color = np.asarray(CHANNEL_COLORS.get(name, _CHANNEL_CYCLE[i]), dtype=np.float32)
         plane = small[i]
-        lo, hi = np.percentile(plane, percentiles)
+        lo, hi = ranges[i] if ranges is not None else np.percentile(plane, percentiles)
         scaled = np.clip((plane - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(plane)
         rgb += scaled[..., None] * color
     rgb = np.clip(rgb, 0, 1)
@@ -350,6 +357,159 @@ def cell_type_map_figure(
     ax.set_title(title or "Cell types (cell centroids)")
     fig.legend(loc="outside right upper", frameon=False, markerscale=max(1.0, 30 / size) ** 0.5, title="cell type")
     return fig
+
+
+def gallery_cells(cells: pd.DataFrame, *, per_type: int = 8) -> pd.DataFrame:
+    """The example cells of each cell type shown in the sample report's gallery.
+
+    Parameters
+    ----------
+    cells
+        Classified cells table (``cell_id``, ``cell_type``; ``confidence`` when there is one).
+    per_type
+        Cells per type: the most confident ones, and a quarter of them (at least one when
+        ``per_type >= 4``) the least confident, since those are where a wrong call shows first.
+
+    Returns
+    -------
+    The chosen rows of ``cells``, in palette order of their type and by decreasing confidence, with
+    a ``gallery`` column: ``"most confident"`` or ``"least confident"``.
+    """
+    if "cell_type" not in cells.columns:
+        raise DVPError("cells table: expected a cell_type column (classified cells)")
+    types = cells["cell_type"].astype(str)
+    has_confidence = "confidence" in cells.columns
+    chosen = []
+    for cell_type in cell_type_palette(types):
+        group = cells[types == cell_type]
+        if has_confidence:
+            # ties broken by cell_id so the gallery is the same on every run
+            group = group.assign(_c=group["confidence"].fillna(-1.0)).sort_values(
+                ["_c", "cell_id"], ascending=[False, True], kind="stable"
+            )
+            group = group.drop(columns="_c")
+        if len(group) <= per_type:
+            picked = group.assign(gallery="most confident")
+        else:
+            n_low = per_type // 4 if has_confidence else 0
+            picked = pd.concat(
+                [
+                    group.iloc[: per_type - n_low].assign(gallery="most confident"),
+                    group.iloc[len(group) - n_low :].assign(gallery="least confident"),
+                ]
+            )
+        chosen.append(picked)
+    if not chosen:
+        return cells.iloc[:0].assign(gallery=pd.Series(dtype=object))
+    return pd.concat(chosen)
+
+
+def cell_gallery_figure(
+    crops: Sequence[Mapping],
+    *,
+    channels: Sequence[str] | None = None,
+    palette: Mapping[str, str] | None = None,
+    percentiles: tuple[float, float] = (1.0, 99.5),
+    title: str | None = None,
+) -> Figure | None:
+    """Example cells as small channel composites with their outline, one row per cell type.
+
+    Parameters
+    ----------
+    crops
+        One mapping per cell (in display order) with ``cell_type``, ``cell_id``, ``confidence``
+        (or NaN), ``gallery`` (``"most confident"`` / ``"least confident"``), ``pixels``
+        ``(channels, y, x)`` and ``labels`` ``(y, x)``, the crop's cell labels.
+    channels
+        Channel names of the crops' pixels (for the composite colours).
+    palette
+        Cell-type colours of the row labels.
+    percentiles
+        Intensity range mapped to 0..1, per channel over all crops together, so brightness can be
+        compared between cells (a crop scaled on its own makes every cell look positive).
+
+    Returns
+    -------
+    The figure, or ``None`` when there are no crops.
+    """
+    from skimage.segmentation import find_boundaries
+
+    if not crops:
+        return None
+    palette = dict(palette) if palette is not None else cell_type_palette(c["cell_type"] for c in crops)
+    n_channels = min(np.asarray(crops[0]["pixels"]).shape[0], len(_CHANNEL_CYCLE))
+    ranges = []
+    for i in range(n_channels):
+        values = np.concatenate([np.asarray(c["pixels"])[i].ravel() for c in crops]).astype(np.float64)
+        ranges.append(tuple(np.percentile(values, percentiles)))
+    rows: dict[str, list[Mapping]] = {}
+    for crop in crops:
+        rows.setdefault(str(crop["cell_type"]), []).append(crop)
+    n_cols = max(len(r) for r in rows.values())
+    fig = Figure(figsize=(1.25 * n_cols + 1.6, 1.45 * len(rows) + 0.5), layout="constrained")
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
+    for r, (cell_type, row) in enumerate(rows.items()):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(row):
+                ax.set_axis_off()
+                continue
+            crop = row[c]
+            rgb, _ = composite_rgb(np.asarray(crop["pixels"]), channels=channels, max_size=10**9, ranges=ranges)
+            own = np.asarray(crop["labels"]) == int(crop["cell_id"])
+            edges = find_boundaries(own, mode="inner")
+            rgb[edges] = (1.0, 1.0, 1.0)
+            ax.imshow(rgb, interpolation="nearest")
+            confidence = crop.get("confidence")
+            text = f"{int(crop['cell_id'])}" + ("" if _isna(confidence) else f" · {float(confidence):.2f}")
+            low = crop.get("gallery") == "least confident"
+            ax.set_title(text, fontsize=7, color="#b2182b" if low else "black", pad=2)
+            for spine in ax.spines.values():
+                spine.set_edgecolor("#b2182b" if low else "#cccccc")
+                spine.set_linewidth(1.5 if low else 0.5)
+            if c == 0:
+                ax.set_ylabel(cell_type, fontsize=8, color=palette.get(cell_type, "black"), fontweight="bold")
+    fig.suptitle(title or "Example cells per type (cell id · confidence)", fontsize=9)
+    return fig
+
+
+def classifier_table(confusion: pd.DataFrame, summary: Mapping | None = None) -> pd.DataFrame:
+    """The cross-validated confusion matrix with each type's recall, precision and cell count.
+
+    Parameters
+    ----------
+    confusion
+        ``cohort/classifier/confusion.tsv`` as read: a ``true`` column (annotated type) and one
+        column of cell counts per predicted type.
+    summary
+        ``cohort/classifier/summary.json``; its ``per_class`` precision and recall are used when
+        present, else they are computed from the matrix.
+
+    Returns
+    -------
+    One row per annotated type: ``annotated type``, ``predicted <type>`` counts, ``recall``,
+    ``precision``, ``cells``.
+    """
+    if "true" not in confusion.columns:
+        raise DVPError("classifier confusion.tsv: expected a 'true' column (annotated type) and predicted-type columns")
+    matrix = confusion.set_index(confusion["true"].astype(str)).drop(columns="true")
+    matrix.columns = [str(c) for c in matrix.columns]
+    counts = matrix.to_numpy(dtype=float)
+    diagonal = np.array([matrix.at[t, t] if t in matrix.columns else 0 for t in matrix.index], dtype=float)
+    recall = diagonal / np.maximum(counts.sum(axis=1), 1)
+    predicted = matrix.sum(axis=0)
+    precision = diagonal / np.maximum([predicted.get(t, 0) for t in matrix.index], 1)
+    per_class = {str(r.get("cell_type")): r for r in (summary or {}).get("per_class", [])}
+    table = matrix.astype(int).rename(columns=lambda c: f"predicted {c}")
+    table.insert(0, "annotated type", matrix.index)
+    table["recall"] = [float(per_class.get(t, {}).get("recall", r)) for t, r in zip(matrix.index, recall, strict=True)]
+    table["precision"] = [
+        float(per_class.get(t, {}).get("precision", p)) for t, p in zip(matrix.index, precision, strict=True)
+    ]
+    table["cells"] = counts.sum(axis=1).astype(int)
+    return table.reset_index(drop=True)
 
 
 def _transform_for(thresholds: pd.DataFrame | None, marker: str, values: np.ndarray):
@@ -1321,6 +1481,8 @@ def sample_report(
     preview_png: bytes | None = None,
     quant_qc: pd.DataFrame | None = None,
     pathway_scores: pd.DataFrame | None = None,
+    gallery: Sequence[Mapping] | None = None,
+    gallery_channels: Sequence[str] | None = None,
     highlight: Sequence[str] = DEFAULT_HIGHLIGHT,
     options: Mapping | None = None,
     config: Mapping | None = None,
@@ -1353,6 +1515,9 @@ def sample_report(
         Cohort ``quant_qc.tsv``; the sample's runs are shown against the cohort.
     pathway_scores
         Cohort ``pathway_scores.tsv``.
+    gallery, gallery_channels
+        Crops of example cells (see :func:`cell_gallery_figure`; cells chosen by
+        :func:`gallery_cells`) and the channel names of their pixels.
     highlight
         Gene sets to draw; JAK/STAT sets are emphasised.
     options
@@ -1426,6 +1591,7 @@ def sample_report(
         "channel_legend": [],
         "image": None,
         "cell_map": None,
+        "gallery": None,
         "counts": None,
         "markers": None,
         "thresholds": None,
@@ -1467,6 +1633,17 @@ def sample_report(
         context["counts"] = _table(
             _cell_type_counts(cells, palette),
             formats={"percent": "{:.1f}", "mean confidence": "{:.2f}", "median area (µm²)": "{:.1f}"},
+        )
+    if gallery:
+        context["gallery"] = _figure(
+            cell_gallery_figure(gallery, channels=gallery_channels or channels, palette=palette),
+            alt=f"example cells per cell type in {sample}",
+            dpi=dpi,
+            wide=True,
+            caption="Example cells of each type at full resolution: the most confident calls, then (red "
+            "frame) the least confident. Each crop is the channel composite on one intensity scale "
+            "shared by all crops (1st–99.5th percentile per channel), the cell's outline in white; "
+            "titles give cell id and confidence.",
         )
     if cells is not None and channels:
         context["markers"] = _figure(
@@ -1599,6 +1776,8 @@ def cohort_report(
     differential: Mapping[tuple[str, str], pd.DataFrame] | None = None,
     pathways: Mapping[tuple[str, str], pd.DataFrame] | None = None,
     pathway_scores: pd.DataFrame | None = None,
+    classifier_confusion: pd.DataFrame | None = None,
+    classifier_summary: Mapping | None = None,
     highlight: Sequence[str] = DEFAULT_HIGHLIGHT,
     options: Mapping | None = None,
     config: Mapping | None = None,
@@ -1622,6 +1801,10 @@ def cohort_report(
         ``(cell_type, contrast) -> table`` of ``cohort/pathways/{cell_type}/{contrast}.tsv``.
     pathway_scores
         ``cohort/pathway_scores.tsv``.
+    classifier_confusion, classifier_summary
+        ``cohort/classifier/confusion.tsv`` and ``summary.json`` of a supervised cell-type classifier
+        (:func:`dvp_pipeline.classify.train_classifier`): its cross-validated accuracy and confusion
+        matrix get a section (left out when classification used gating rules).
     highlight
         Gene sets always listed in the pathway tables and drawn in the heatmap; JAK/STAT sets are
         emphasised.
@@ -1699,7 +1882,22 @@ def cohort_report(
         "heatmap": None,
         "missing_sets": [],
         "member_heatmap": None,
+        "classifier": None,
     }
+    if classifier_confusion is not None:
+        summary = dict(classifier_summary or {})
+        cards = []
+        if summary.get("accuracy") is not None:
+            cards.append(("cross-validated accuracy", f"{float(summary['accuracy']):.3f}"))
+        if summary.get("n_cells") is not None:
+            cards.append(("annotated cells", f"{int(summary['n_cells']):,}"))
+        if summary.get("folds") is not None:
+            cards.append(("folds", str(int(summary["folds"]))))
+        table = classifier_table(classifier_confusion, summary)
+        context["classifier"] = {
+            "cards": cards,
+            "table": _table(table, formats={"recall": "{:.3f}", "precision": "{:.3f}"}),
+        }
 
     if quant_qc is not None:
         with_condition = quant_qc.merge(meta[["run", "condition"]], on="run", how="left")

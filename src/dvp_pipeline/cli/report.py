@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import logging
 import os
 from pathlib import Path
@@ -22,7 +23,7 @@ from dvp_pipeline import io
 from dvp_pipeline.cli._common import parse_options
 from dvp_pipeline.config import load_config, read_sheet, section_options
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.report import DEFAULT_HIGHLIGHT, cohort_report, sample_report
+from dvp_pipeline.report import DEFAULT_HIGHLIGHT, cohort_report, gallery_cells, sample_report
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +32,21 @@ DESCRIPTION = "Write a self-contained HTML report for one sample or for the coho
 EPILOG = """\
 kinds:
   dvp report sample --sample S ...   per-sample page: provenance, image with segmentation outlines,
-                                     cell-type map and counts, marker histograms with thresholds,
-                                     LMD selection, MS QC of the sample's runs, its pathway scores
-                                     against the cohort
-  dvp report cohort ...              cohort page: design, identifications, missing values, PCA,
-                                     volcano plots, pathway tables, pathway-score heatmap
+                                     cell-type map and counts, example cells per type, marker
+                                     histograms with thresholds, LMD selection, MS QC of the
+                                     sample's runs, its pathway scores against the cohort
+  dvp report cohort ...              cohort page: design, classifier accuracy and confusion matrix
+                                     (supervised), identifications, missing values, PCA, volcano
+                                     plots, pathway tables, pathway-score heatmap
 
 inputs (under --results, as the workflow writes them; missing ones leave a note in the report):
   sample: {sample}/cells_classified.parquet (or cells.parquet), {sample}/labels.tif,
           {sample}/thresholds.tsv, {sample}/lmd/selection.tsv, {sample}/lmd/preview.png,
           cohort/quant_qc.tsv, cohort/pathway_scores.tsv, and the image named in samples.tsv
+          (example-cell crops are read from the image and labels.tif window by window)
   cohort: cohort/quant_qc.tsv, cohort/proteins.tsv, cohort/differential/{cell_type}/{num}_vs_{den}.tsv,
-          cohort/pathways/{cell_type}/{num}_vs_{den}.tsv, cohort/pathway_scores.tsv
+          cohort/pathways/{cell_type}/{num}_vs_{den}.tsv, cohort/pathway_scores.tsv, and with a
+          supervised classifier cohort/classifier/confusion.tsv and summary.json
 
 options (--options JSON or @file; the config's `report` section, plus `highlight`, the pathways
 section's list of gene sets to show and highlight):
@@ -53,6 +57,8 @@ section's list of gene sets to show and highlight):
   fdr            adj.P.Val cut-off for the volcano colours      0.05
   top_proteins   proteins labelled and listed per volcano       10
   top_sets       gene sets listed per pathway table             15
+  gallery_cells  example cells per type in the sample report    8 (0: no gallery)
+  gallery_crop_px  side of each example crop (pixels)           64
 
 The report lists the input files and, with --config, the config sections it depends on.
 """
@@ -179,6 +185,49 @@ def _read_thumbnail_image(path: Path, max_size: int) -> tuple[np.ndarray, list[s
     return image, None if all(n.startswith("channel_") for n in names) else names
 
 
+def _gallery_crops(
+    cells: pd.DataFrame, image_path: Path, labels_path: Path, *, per_type: int, crop_px: int
+) -> tuple[list[dict], list[str]]:
+    """Full-resolution crops around the gallery's example cells, and the crops' channel names.
+
+    Only the crop windows are read from the image and the labels (both opened lazily), so a
+    whole slide costs no more than a small one.
+    """
+    from dvp_pipeline.images import open_image
+
+    if not {"centroid_y", "centroid_x", "cell_id"} <= set(cells.columns):
+        raise DVPError("cells table: expected columns cell_id, centroid_y, centroid_x (pixels) for the gallery")
+    chosen = gallery_cells(cells, per_type=per_type)
+    marker_names = [c[len("mean_") :] for c in cells.columns if c.startswith("mean_")]
+    try:
+        image = open_image(image_path, channels=marker_names or None)
+    except DVPError:
+        # the cells' channel names may not be the file's (unnamed channels, a subset): show the file's
+        image = open_image(image_path)
+    with image, open_image(labels_path) as labels:
+        if tuple(labels.shape[1:]) != tuple(image.shape[1:]):
+            raise DVPError(
+                f"{labels_path}: labels are {labels.shape[1:]}, the image {image.shape[1:]}; not the same slide"
+            )
+        height, width = image.shape[1:]
+        crops = []
+        for row in chosen.itertuples(index=False):
+            y0 = int(np.clip(round(row.centroid_y) - crop_px // 2, 0, max(height - crop_px, 0)))
+            x0 = int(np.clip(round(row.centroid_x) - crop_px // 2, 0, max(width - crop_px, 0)))
+            window = (slice(y0, min(y0 + crop_px, height)), slice(x0, min(x0 + crop_px, width)))
+            crops.append(
+                {
+                    "cell_type": str(row.cell_type),
+                    "cell_id": int(row.cell_id),
+                    "confidence": float(getattr(row, "confidence", np.nan)),
+                    "gallery": row.gallery,
+                    "pixels": image.read(*window),
+                    "labels": labels.read(*window)[0],
+                }
+            )
+        return crops, list(image.names)
+
+
 def _sample(args, options: dict, highlight: list[str]) -> str:
     samples = read_sheet(args.samples, "samples")
     runs = read_sheet(args.runs, "runs")
@@ -226,6 +275,21 @@ def _sample(args, options: dict, highlight: list[str]) -> str:
         inputs.record(labels_path)
     else:
         inputs.notes.append(f"{labels_path} not found; the thumbnail has no cell outlines.")
+    gallery = gallery_channels = None
+    per_type = int(options.get("gallery_cells", 8))
+    if (
+        per_type > 0
+        and cells is not None
+        and "cell_type" in cells.columns
+        and image_path is not None
+        and labels_path.is_file()
+    ):
+        try:
+            gallery, gallery_channels = _gallery_crops(
+                cells, image_path, labels_path, per_type=per_type, crop_px=int(options.get("gallery_crop_px", 64))
+            )
+        except DVPError as err:
+            inputs.notes.append(f"example cells not shown: {err}")
 
     return sample_report(
         sample,
@@ -240,6 +304,8 @@ def _sample(args, options: dict, highlight: list[str]) -> str:
         preview_png=preview,
         quant_qc=quant_qc,
         pathway_scores=scores,
+        gallery=gallery,
+        gallery_channels=gallery_channels,
         highlight=highlight,
         options=options,
         config=(load_config(args.config) if args.config else None),
@@ -273,6 +339,17 @@ def _cohort(args, options: dict, highlight: list[str]) -> str:
     differential = _by_cell_type_and_contrast(cohort / "differential", inputs, "differential results")
     pathways = _by_cell_type_and_contrast(cohort / "pathways", inputs, "pathway results")
     scores = inputs.table(cohort / "pathway_scores.tsv")
+    # only a supervised classifier leaves these; gating rules have nothing to evaluate, so no note
+    confusion = summary = None
+    if (cohort / "classifier" / "confusion.tsv").is_file():
+        confusion = inputs.table(cohort / "classifier" / "confusion.tsv", dtype={"true": str})
+        summary_path = cohort / "classifier" / "summary.json"
+        if summary_path.is_file():
+            try:
+                summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            except ValueError as err:
+                raise DVPError(f"{summary_path}: not valid JSON ({err})") from err
+            inputs.record(summary_path)
     return cohort_report(
         samples=samples,
         runs=runs,
@@ -281,6 +358,8 @@ def _cohort(args, options: dict, highlight: list[str]) -> str:
         differential=differential,
         pathways=pathways,
         pathway_scores=scores,
+        classifier_confusion=confusion,
+        classifier_summary=summary,
         highlight=highlight,
         options=options,
         config=(load_config(args.config) if args.config else None),

@@ -5,7 +5,9 @@ Opens the image lazily (:func:`dvp_pipeline.images.open_image`), segments it til
 measures each tile's cells as it goes (:func:`dvp_pipeline.features.measure_cells`) and writes the
 cell and nucleus label images and the cells table, atomically, after all the work is done. Memory is
 bounded by the tile size: whole-slide labels are assembled in a zarr array on disk and streamed into
-a tiled TIFF.
+a tiled TIFF, and each tile's cells table is streamed to a scratch Parquet file; only the centroids
+of all cells stay in memory, for the neighbourhood counts, which are added as the table is copied
+into place.
 
 For a cluster the tiles can be separate jobs: ``--write-plan`` fixes the tiling (and the classical
 method's whole-image threshold), ``--tile K --tile-out`` segments one tile, and ``--gather`` stitches
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -144,8 +147,8 @@ def run(args) -> None:
             plan = _read_plan(args.plan, image)
         else:
             plan = _plan(image, options, method, method_options, pixel_size)
-        cells = _segment_and_measure(args, image, plan, pixel_size, options["neighbourhood_radius_um"])
-    log.info("%s: %d cells in %.1f s", args.sample, len(cells), time.perf_counter() - started)
+        n_cells = _segment_and_measure(args, image, plan, pixel_size, options["neighbourhood_radius_um"])
+    log.info("%s: %d cells in %.1f s", args.sample, n_cells, time.perf_counter() - started)
 
 
 def _method_options(args, options: dict, names: list[str], pixel_size: float) -> tuple[str, dict]:
@@ -218,7 +221,84 @@ def _load_tile(path: str, expected: int):
     return cells, nuclei
 
 
-def _segment_and_measure(args, image, plan: dict, pixel_size: float, radius_um: float) -> pd.DataFrame:
+class _TileTables:
+    """Tiles' cells tables streamed to a scratch Parquet file, keeping only centroids in memory.
+
+    Whole-slide tables (77 columns for 4 channels, a million cells) would otherwise dominate the
+    memory of the segment stage; the neighbourhood counts need nothing but the centroids.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer = None
+        self.schema = None
+        self.centroids: list[np.ndarray] = []
+
+    def append(self, table: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            self.schema = arrow.schema
+            self.writer = pq.ParquetWriter(self.path, self.schema)
+        else:
+            # every tile's table comes from measure_cells with the same columns and types
+            arrow = pa.Table.from_pandas(table, schema=self.schema, preserve_index=False)
+        self.writer.write_table(arrow)
+        self.centroids.append(table[["centroid_y_um", "centroid_x_um"]].to_numpy(dtype=float))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def write(self, out: str, *, radius_um: float) -> int:
+        """Write the cells table with ``neighbours`` to ``out`` (atomically); return the number of cells."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.close()
+        points = np.concatenate(self.centroids) if self.centroids else np.zeros((0, 2))
+        neighbours = add_neighbourhood_counts(
+            pd.DataFrame(points, columns=["centroid_y_um", "centroid_x_um"]), radius_um=radius_um
+        )["neighbours"].to_numpy()
+        with io.atomic_output(out) as tmp:
+            if not str(out).endswith(".parquet"):
+                with open(tmp, "w", encoding="utf-8", newline="") as text:
+                    for k, table in enumerate(self._read_back(neighbours)):
+                        table.to_csv(text, sep="\t", index=False, na_rep="NA", header=k == 0)
+                return len(neighbours)
+            writer = None
+            try:
+                for table in self._read_back(neighbours):
+                    arrow = pa.Table.from_pandas(table, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, arrow.schema)
+                    writer.write_table(arrow)
+            finally:
+                if writer is not None:
+                    writer.close()
+        return len(neighbours)
+
+    def _read_back(self, neighbours: np.ndarray):
+        """The scratch table one tile (row group) at a time, with its cells' ``neighbours``."""
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(self.path)
+        if source.num_row_groups == 0:  # a table without cells has no row groups
+            yield source.schema_arrow.empty_table().to_pandas().assign(neighbours=neighbours)
+            return
+        start = 0
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group).to_pandas()
+            table["neighbours"] = neighbours[start : start + len(table)]
+            start += len(table)
+            yield table
+
+
+def _segment_and_measure(args, image, plan: dict, pixel_size: float, radius_um: float) -> int:
     shape = tuple(image.shape[1:])
     tiles = tiles_of(plan)
     if args.gather and len(args.gather) != len(tiles):
@@ -235,9 +315,10 @@ def _segment_and_measure(args, image, plan: dict, pixel_size: float, radius_um: 
         chunks = (1024, 1024)
         cells_out = zarr.open_array(scratch / "cells", mode="w", shape=shape, dtype=np.uint32, chunks=chunks)
         nuclei_out = zarr.open_array(scratch / "nuclei", mode="w", shape=shape, dtype=np.uint32, chunks=chunks)
+    cells_path = Path(args.cells)
+    tables = _TileTables(cells_path.with_name(f".{cells_path.name}.tiles.tmp{os.getpid()}.parquet"))
     try:
         stitcher = Stitcher(cells_out, nuclei_out)
-        tables = []
         channel_max = np.zeros(image.shape[0])
         for tile in tiles:
             pixels = read_region(image, tile)
@@ -270,26 +351,28 @@ def _segment_and_measure(args, image, plan: dict, pixel_size: float, radius_um: 
             )
         if stitcher.duplicates:
             log.info("%d cell(s) seen by two tiles were kept once", stitcher.duplicates)
-        if tables:
-            table = pd.concat(tables, ignore_index=True)
-        else:
-            table = measure_cells(
-                np.zeros((1, 1), np.uint32),
-                np.zeros((len(image.names), 1, 1)),
-                channel_names=image.names,
-                pixel_size_um=pixel_size,
-                sample=args.sample,
-                nuclei=np.zeros((1, 1), np.uint32),
+        if tables.writer is None:
+            # no cells at all: still a table with every column, and no rows
+            tables.append(
+                measure_cells(
+                    np.zeros((1, 1), np.uint32),
+                    np.zeros((len(image.names), 1, 1)),
+                    channel_names=image.names,
+                    pixel_size_um=pixel_size,
+                    sample=args.sample,
+                    nuclei=np.zeros((1, 1), np.uint32),
+                )
             )
-        table = add_neighbourhood_counts(table, radius_um=radius_um)
         _write_labels(cells_out, args.labels)
         if args.nuclei:
             _write_labels(nuclei_out, args.nuclei)
-        io.write_table(table, args.cells)
+        n_cells = tables.write(args.cells, radius_um=radius_um)
     finally:
+        tables.close()
+        tables.path.unlink(missing_ok=True)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    return table
+    return n_cells
 
 
 def _write_labels(labels, path: str) -> None:

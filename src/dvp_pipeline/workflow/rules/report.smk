@@ -37,6 +37,8 @@ rule sample_report:
 rule cohort_report:
     input:
         COHORT_TABLES,
+        # a supervised classifier trained here: its cross-validated accuracy goes into the report
+        classifier=rules.train_classifier.output if SUPERVISED and not TRAINED_MODEL else [],
         samples=PROJECT.config["samples"],
         runs=PROJECT.config["runs"],
     output:
