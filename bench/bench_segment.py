@@ -94,6 +94,7 @@ def train_tiny_cellpose(folder: Path) -> Path:
     from dvp_pipeline.demo import big_slide_tile
 
     torch.manual_seed(0)
+    folder.mkdir(parents=True, exist_ok=True)
     images, labels = [], []
     from scipy import ndimage as ndi
 
