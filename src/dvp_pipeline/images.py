@@ -94,25 +94,8 @@ def read_image(
     if data.size == 0:
         raise DVPError(f"{path}: image is empty (shape {data.shape})")
     image = _to_cyx(data, axes, path)
-    n = image.shape[0]
-    file_names = ome_names if ome_names is not None and len(ome_names) == n else None
-
-    if channels is None:
-        names = file_names or [f"channel_{i}" for i in range(n)]
-        return image, names, pixel_size
-    channels = [str(c) for c in channels]
-    if file_names is None:
-        if len(channels) != n:
-            raise DVPError(
-                f"{path}: {len(channels)} channel names configured ({', '.join(channels)}) but the image "
-                f"has {n} channel(s)"
-            )
-        return image, channels, pixel_size
-    missing = [c for c in channels if c not in file_names]
-    if missing:
-        raise DVPError(f"{path}: channel(s) {', '.join(missing)} not in the image; it has {', '.join(file_names)}")
-    index = [file_names.index(c) for c in channels]
-    return image[index], channels, pixel_size
+    names, index = _resolve_channels(path, image.shape[0], ome_names, channels)
+    return (image if index is None else image[index]), names, pixel_size
 
 
 class _ErrorCollector(logging.Handler):
@@ -300,7 +283,9 @@ def open_image(path: str | os.PathLike, *, channels: Sequence[str] | None = None
     else:
         source, file_names = _open_tiff(path)
     try:
-        _select_channels(source, file_names, channels)
+        source.names, source._channel_index = _resolve_channels(
+            source.path, source._n_file_channels, file_names, channels
+        )
         if 0 in source.shape:
             raise DVPError(f"{path}: image is empty (shape {source.shape})")
     except DVPError:
@@ -309,28 +294,29 @@ def open_image(path: str | os.PathLike, *, channels: Sequence[str] | None = None
     return source
 
 
-def _select_channels(source: ImageSource, file_names: list[str] | None, channels: Sequence[str] | None) -> None:
-    n = source._n_file_channels
+def _resolve_channels(
+    path, n: int, file_names: list[str] | None, channels: Sequence[str] | None
+) -> tuple[list[str], list[int] | None]:
+    """Channel names of an image with ``n`` channels, and the indices to keep (None = all, in file order).
+
+    Names in the file (OME) select and order channels by name; without them the configured names
+    name the channels in order and must match their number.
+    """
     file_names = file_names if file_names is not None and len(file_names) == n else None
     if channels is None:
-        source.names = file_names or [f"channel_{i}" for i in range(n)]
-        return
+        return file_names or [f"channel_{i}" for i in range(n)], None
     channels = [str(c) for c in channels]
     if file_names is None:
         if len(channels) != n:
             raise DVPError(
-                f"{source.path}: {len(channels)} channel names configured ({', '.join(channels)}) but the image "
+                f"{path}: {len(channels)} channel names configured ({', '.join(channels)}) but the image "
                 f"has {n} channel(s)"
             )
-        source.names = channels
-        return
+        return channels, None
     missing = [c for c in channels if c not in file_names]
     if missing:
-        raise DVPError(
-            f"{source.path}: channel(s) {', '.join(missing)} not in the image; it has {', '.join(file_names)}"
-        )
-    source._channel_index = [file_names.index(c) for c in channels]
-    source.names = channels
+        raise DVPError(f"{path}: channel(s) {', '.join(missing)} not in the image; it has {', '.join(file_names)}")
+    return channels, [file_names.index(c) for c in channels]
 
 
 def _open_tiff(path: Path) -> tuple[ImageSource, list[str] | None]:

@@ -12,6 +12,7 @@ import yaml
 
 from dvp_pipeline.config import schema, section_options
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.stats import impute_missing, median_normalize, moderated_ttest, quantile_normalize, valid_value_filter
 
 
 def add_options_argument(parser: argparse.ArgumentParser, section: str) -> None:
@@ -172,8 +173,6 @@ def prepare_matrix(proteins, samples, runs, test: DifferentialTest, options: dic
     (matrix, imputed, covariates, methods): the matrix to test, a mask of imputed cells, the design
     covariates (or None) and a record of what was done, for ``methods.json``.
     """
-    from dvp_pipeline.stats import impute_missing, median_normalize, quantile_normalize, valid_value_filter
-
     groups = test.groups
     missing = [r for r in groups.index if r not in proteins.columns]
     if missing:
@@ -246,14 +245,13 @@ def prepare_matrix(proteins, samples, runs, test: DifferentialTest, options: dic
     return matrix, imputed, covariates, methods
 
 
-def contrast_matrix(proteins, samples, runs, *, cell_type: str, contrast: tuple[str, str], options: dict):
-    """The runs of one cell type in one contrast, prepared as the differential options say.
-
-    Returns (matrix, groups) where groups maps each run to its sample's condition.
-    """
-    tests = differential_tests(samples, runs, {**options, "contrasts": [list(contrast)], "interactions": []})
-    test = next(t for t in tests if t.folder == cell_type) if any(t.folder == cell_type for t in tests) else None
-    if test is None:
-        raise DVPError(f"no runs of cell type '{cell_type}' in conditions {contrast[0]} or {contrast[1]}")
-    matrix, _, _, _ = prepare_matrix(proteins, samples, runs, test, options)
-    return matrix, test.groups
+def moderated_test(matrix, test: DifferentialTest, covariates, options: dict):
+    """limma's moderated t of one prepared test, with the differential options' trend and robust."""
+    return moderated_ttest(
+        matrix,
+        test.groups,
+        contrast=test.weights,
+        covariates=covariates,
+        trend=options["trend"],
+        robust=options["robust"],
+    )

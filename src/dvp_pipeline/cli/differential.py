@@ -11,12 +11,12 @@ from dvp_pipeline.cli._common import (
     add_options_argument,
     differential_tests,
     load_options,
+    moderated_test,
     prepare_matrix,
     read_design,
     read_proteins,
 )
 from dvp_pipeline.io import write_json, write_table
-from dvp_pipeline.stats import moderated_ttest
 
 log = logging.getLogger("dvp.differential")
 
@@ -49,14 +49,7 @@ def run(args) -> None:
     methods = {}
     for test in differential_tests(samples, runs, options):
         matrix, imputed, covariates, record = prepare_matrix(proteins, samples, runs, test, options)
-        result = moderated_ttest(
-            matrix,
-            test.groups,
-            contrast=test.weights,
-            covariates=covariates,
-            trend=options["trend"],
-            robust=options["robust"],
-        )
+        result = moderated_test(matrix, test, covariates, options)
         for key in ("s2.prior", "df.prior"):  # medians when trend / robust make them per protein
             value = float(np.median(result.attrs[key]))
             record[key] = value if np.isfinite(value) else str(value)  # JSON has no Infinity

@@ -12,6 +12,7 @@ from dvp_pipeline.cli._common import (
     add_options_argument,
     differential_tests,
     load_options,
+    moderated_test,
     prepare_matrix,
     read_design,
     read_proteins,
@@ -21,7 +22,7 @@ from dvp_pipeline.errors import DVPError
 from dvp_pipeline.genesets import collection_label, load_collection, sets_to_features
 from dvp_pipeline.io import write_table
 from dvp_pipeline.pathways import camera, gsea_preranked, gsva_scores, ora, set_scores
-from dvp_pipeline.stats import median_normalize, moderated_ttest, quantile_normalize
+from dvp_pipeline.stats import median_normalize, quantile_normalize
 
 log = logging.getLogger("dvp.pathways")
 
@@ -96,14 +97,7 @@ def run(args) -> None:
         camera_tables, ora_tables, gsea_tables = [], [], []
         result = None
         if methods & {"ora", "gsea"}:
-            result = moderated_ttest(
-                matrix,
-                test.groups,
-                contrast=test.weights,
-                covariates=covariates,
-                trend=diff["trend"],
-                robust=diff["robust"],
-            )
+            result = moderated_test(matrix, test, covariates, diff)
             tested = result.dropna(subset=["t"])
         for label, sets in collections.items():
             if "camera" in methods:
