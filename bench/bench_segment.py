@@ -1,6 +1,6 @@
 """Segmentation benchmark: megapixels per second and peak memory against slide size.
 
-Writes synthetic slides (``dvp_pipeline.demo.write_big_slide``: 4 channels, uint16, tiled OME-TIFF)
+Writes synthetic slides (``dvp_pipeline.simulate.write_big_slide``: 4 channels, uint16, tiled OME-TIFF)
 of 1k, 5k and 20k pixels a side into a scratch folder, runs the whole ``dvp segment`` stage on each
 (read, segment, stitch, measure, write) as a separate process, and records its wall time and peak
 resident memory (``os.wait4``). Tiled runs use the default 2048-pixel tiles; "untiled" runs use one
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dvp_pipeline.demo import write_big_slide
+from dvp_pipeline.simulate import write_big_slide
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -91,7 +91,7 @@ def train_tiny_cellpose(folder: Path) -> Path:
     import torch
     from cellpose import models, train
 
-    from dvp_pipeline.demo import big_slide_tile
+    from dvp_pipeline.simulate import big_slide_tile
 
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,8 @@ from dvp_pipeline.errors import DVPError
 from dvp_pipeline.segmentation import match_labels, segment
 from dvp_pipeline.tiling import segment_tiled
 
+pytestmark = pytest.mark.cellpose
+
 
 def _nuclei(rng, size=128, count=25, radius=6):
     image = np.zeros((size, size), np.float32)

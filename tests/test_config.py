@@ -1,14 +1,17 @@
 """Config and sheet validation: every mistake is caught before a job runs, with file, row or key."""
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT
 
 from dvp_pipeline.config import load_config, load_project, section_options
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.schema_docs import config_reference, starter_config
+
+ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture
@@ -38,15 +41,25 @@ def _edit_config(root, change):
 def test_starter_config_is_valid_and_defaults_filled(project):
     p = load_project(project / "config" / "config.yaml", base=project)
     assert p.cell_types == ["keratinocyte", "cd8_t_cell", "macrophage"]
-    assert p.contrast_names() == ["TEN_vs_MPR"]
+    assert p.options.differential.contrasts == [["TEN", "MPR"]]
     assert p.config["select"]["cell_types"] == p.cell_types
     assert p.config["segment"]["classical"]["cell_expansion_um"] == 3.0
 
 
 def test_repository_config_is_the_starter_config():
+    """The committed config is what the schema renders (defaults live in the schema alone)."""
+    regenerate = "python -c \"from dvp_pipeline.schema_docs import starter_config; print(starter_config(), end='')\""
+    assert (ROOT / "config" / "config.yaml").read_text() == starter_config(), f"regenerate it: {regenerate}"
     starter = ROOT / "src" / "dvp_pipeline" / "data" / "starter"
-    for name in ["config.yaml", "samples.tsv", "runs.tsv"]:
+    for name in ["samples.tsv", "runs.tsv"]:
         assert (ROOT / "config" / name).read_text() == (starter / name).read_text(), name
+
+
+def test_config_readme_lists_every_key_with_the_schema_default():
+    text = (ROOT / "config" / "README.md").read_text()
+    assert config_reference() in text, (
+        "regenerate the key tables of config/README.md from schema_docs.config_reference()"
+    )
 
 
 def test_misspelled_key_is_named_with_a_suggestion(project):

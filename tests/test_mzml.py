@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from dvp_pipeline.cli import main
-from dvp_pipeline.demo import write_mzml_demo
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.options import QuantifyOptions
 from dvp_pipeline.quant import config_runs, maxlfq
 from dvp_pipeline.readers.mzml import MS1Settings, quantify_runs, read_identifications, read_ms1
+from dvp_pipeline.simulate import write_mzml_demo
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_quantify_stage_with_format_mzml(mzml_demo, tmp_path):
         "run\tsample\tcell_type\nmzml_run1\ts1\tkeratinocyte\nmzml_run2\ts2\tkeratinocyte\n"
     )
     options = {"format": "mzml", "spectra": mzml_demo["spectra"], "identifications": mzml_demo["identifications"]}
-    assert config_runs(options) == {"mzml_run1", "mzml_run2"}
+    assert config_runs(QuantifyOptions.from_mapping(options)) == {"mzml_run1", "mzml_run2"}
     out = {k: tmp_path / f"{k}.{ext}" for k, ext in [("precursors", "parquet"), ("proteins", "tsv"), ("qc", "tsv")]}
     argv = ["quantify", "--samples", str(tmp_path / "samples.tsv"), "--runs", str(tmp_path / "runs.tsv")]
     argv += [f"--{k}={v}" for k, v in out.items()] + ["--options", json.dumps(options)]

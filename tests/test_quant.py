@@ -199,6 +199,7 @@ def test_normalize_median_within_groups():
         normalize(m, method="quantile")
 
 
+@pytest.mark.directlfq
 def test_quantify_methods_and_directlfq(data_dir):
     d = pd.read_csv(data_dir / "iq/synthetic_long.tsv", sep="\t").rename(columns={"ion": "precursor", "sample": "run"})
     full = d[d.groupby("protein")["run"].transform("nunique") == 16]

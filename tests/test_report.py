@@ -1,4 +1,4 @@
-"""Tests for the HTML reports (dvp_pipeline.report and dvp report)."""
+"""Tests for the HTML reports (the dvp_pipeline.report package and dvp report)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,14 @@ from matplotlib.image import imsave
 from dvp_pipeline import report
 from dvp_pipeline.cli import report as cli
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.options import ReportOptions
+from dvp_pipeline.report import inputs, palettes
+from dvp_pipeline.report.figures.imaging import _transform_for
 
 CHANNELS = ["DAPI", "KRT14", "CD8", "CD163"]
 CELL_TYPES = ["keratinocyte", "cd8_t_cell", "macrophage"]
 SAMPLES = {"TEN01": "TEN", "TEN02": "TEN", "MPR01": "MPR", "MPR02": "MPR"}
+DIFFERENTIAL = {"contrasts": [["TEN", "MPR"]]}
 JAK = "HALLMARK_IL6_JAK_STAT3_SIGNALING"
 IFNG = "HALLMARK_INTERFERON_GAMMA_RESPONSE"
 EVIL = "<script>alert(1)</script>"
@@ -198,6 +202,8 @@ def project(tmp_path_factory) -> dict:
 
 def _args(project: dict, kind: str, out: Path, options: dict | None = None, **extra) -> argparse.Namespace:
     root = project["root"]
+    if kind == "cohort":
+        extra.setdefault("differential_options", json.dumps(DIFFERENTIAL))
     return argparse.Namespace(
         report_kind=kind,
         results=str(root / "results"),
@@ -417,15 +423,50 @@ def test_cohort_report_escapes_and_downloads(cohort_html):
     assert text.startswith("sample\tcondition\timage")
 
 
-def test_report_size_and_missing_inputs(project, tmp_path):
+def test_report_size(sample_html):
+    assert len(sample_html.encode()) < 3_000_000
+
+
+def test_missing_sample_input_is_an_error(project, tmp_path):
     out = tmp_path / "x.html"
-    # a partial results folder: the report still comes out, saying what is missing
+    # a partial results folder: no report, and the error names the file and the stage that writes it
     args = _args(project, "sample", out, sample="MPR02")
     args.results = str(tmp_path / "empty")
+    with pytest.raises(DVPError, match=r"empty/MPR02/cells_classified\.parquet not found.*dvp classify"):
+        cli.run(args)
+    assert not out.exists()
+
+
+def test_missing_cohort_input_is_an_error(project, tmp_path):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(project["root"] / "results" / "cohort", results / "cohort")
+    (results / "cohort" / "proteins.tsv").unlink()
+    args = _args(project, "cohort", tmp_path / "cohort.html")
+    args.results = str(results)
+    with pytest.raises(DVPError, match=r"cohort/proteins\.tsv not found.*dvp quantify"):
+        cli.run(args)
+    assert not (tmp_path / "cohort.html").exists()
+
+
+def test_cohort_report_shows_configured_tests_only(project, tmp_path):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(project["root"] / "results" / "cohort", results / "cohort")
+    # a table of a contrast no longer configured stays out of the report
+    stale = results / "cohort" / "differential" / "keratinocyte" / "OLD_vs_MPR.tsv"
+    shutil.copy(results / "cohort" / "differential" / "keratinocyte" / "TEN_vs_MPR.tsv", stale)
+    args = _args(project, "cohort", tmp_path / "cohort.html")
+    args.results = str(results)
     cli.run(args)
-    html = out.read_text()
-    assert "cells_classified.parquet not found" in html
-    assert out.stat().st_size < 3_000_000
+    html = (tmp_path / "cohort.html").read_text()
+    assert "TEN vs MPR" in html and "OLD vs MPR" not in html and "OLD_vs_MPR" not in html
+    # a configured test without its table is an error
+    args.differential_options = json.dumps({"contrasts": [["TEN", "MPR"], ["MPR", "TEN"]]})
+    with pytest.raises(DVPError, match=r"differential/cd8_t_cell/MPR_vs_TEN\.tsv not found.*dvp differential"):
+        cli.run(args)
 
 
 def test_cli_errors(project, tmp_path):
@@ -441,8 +482,24 @@ def test_cli_parser_registers_both_kinds(project, tmp_path):
     cli.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["report", "sample", "--sample", "TEN01", "--out", str(tmp_path / "a.html")])
     assert args.report_kind == "sample" and args.results == "results" and args.func is cli.run
-    args = parser.parse_args(["report", "cohort", "--out", "c.html", "--options", "{}"])
-    assert args.report_kind == "cohort"
+    args = parser.parse_args(
+        ["report", "cohort", "--out", "c.html", "--options", "{}", "--differential-options", json.dumps(DIFFERENTIAL)]
+    )
+    assert args.report_kind == "cohort" and json.loads(args.differential_options) == DIFFERENTIAL
+
+
+def test_cli_options_are_typed_with_schema_defaults():
+    options, highlight = cli.load_report_options(json.dumps({"dpi": 72, "highlight": [JAK]}))
+    assert options.dpi == 72 and options.top_sets == 15 and highlight == [JAK]
+    options, highlight = cli.load_report_options(None)
+    assert options == ReportOptions.from_mapping({})
+    assert highlight[0] == JAK and len(highlight) == 3  # the schema's pathways.highlight
+
+
+def test_cohort_report_without_differential_options(project, tmp_path):
+    args = _args(project, "cohort", tmp_path / "x.html", differential_options=None)
+    with pytest.raises(DVPError, match="differential"):
+        cli.run(args)
 
 
 # --------------------------------------------------------------------------- API
@@ -457,10 +514,43 @@ def test_sample_report_escapes_sample_name(project):
 
 
 def test_palette_is_shared_and_stable():
-    palette = report.cell_type_palette(["zeta", "unassigned", "macrophage", "keratinocyte", "alpha"])
-    assert list(palette) == ["keratinocyte", "macrophage", "alpha", "zeta", "unassigned"]
-    assert palette["keratinocyte"] == report.CELL_TYPE_COLORS["keratinocyte"]
-    assert report.cell_type_palette(["alpha", "zeta"]) == {k: palette[k] for k in ("alpha", "zeta")}
+    order = ["keratinocyte", "cd8_t_cell", "macrophage"]
+    palette = report.cell_type_palette(["zeta", "unassigned", "macrophage", "keratinocyte", "alpha"], order=order)
+    assert list(palette) == ["keratinocyte", "macrophage", "zeta", "alpha", "unassigned"]
+    assert palette["unassigned"] == palettes.UNASSIGNED_COLOR
+    # a type keeps its colour whichever others are present
+    assert report.cell_type_palette(["macrophage"], order=order) == {"macrophage": palette["macrophage"]}
+    # the demo's rule order gets the colours the reports always had
+    assert [palette[t] for t in ("keratinocyte", "macrophage")] == ["#2ca02c", "#9467bd"]
+
+
+def test_palette_follows_the_given_order_for_any_names():
+    assert report.cell_type_palette(["stroma", "unassigned", "tumour"], order=["tumour", "stroma"]) == {
+        "tumour": palettes.CELL_TYPE_CYCLE[0],
+        "stroma": palettes.CELL_TYPE_CYCLE[1],
+        "unassigned": palettes.UNASSIGNED_COLOR,
+    }
+    # without an order: first appearance
+    assert list(report.cell_type_palette(["stroma", "tumour"])) == ["stroma", "tumour"]
+    assert palettes.config_cell_types({"classify": {"cell_types": [{"name": "tumour"}, {"name": "stroma"}]}}) == [
+        "tumour",
+        "stroma",
+    ]
+
+
+def test_channel_palette_follows_image_order_and_nuclear_channel():
+    demo = report.channel_palette(CHANNELS, nuclear="DAPI")
+    assert demo == {
+        "DAPI": (0.0, 0.35, 1.0),
+        "KRT14": (0.0, 1.0, 0.0),
+        "CD8": (1.0, 0.0, 0.0),
+        "CD163": (1.0, 0.0, 1.0),
+    }
+    names = ["PanCK", "Hoechst", "CD3", "CD20", "CD68", "aSMA", "Ki67"]
+    palette = report.channel_palette(names, nuclear="Hoechst")
+    assert palette["Hoechst"] == palettes.NUCLEAR_COLOR and palette["PanCK"] == (0.0, 1.0, 0.0)
+    assert "Ki67" not in palette and len(palette) == 6  # the nuclear channel and five colours
+    assert report.channel_palette(["a", "b"])["a"] == palettes.NUCLEAR_COLOR  # no nuclear channel named: the first
 
 
 def test_composite_colours_and_outlines():
@@ -469,7 +559,7 @@ def test_composite_colours_and_outlines():
     image[1, 0, 0] = 0.0
     labels = np.zeros((40, 40), dtype=np.uint32)
     labels[10:30, 25:35] = 1
-    rgb, factor = report.composite_rgb(image, labels, channels=CHANNELS, max_size=20)
+    rgb, factor = report.composite_rgb(image, labels, channels=CHANNELS, nuclear_channel="DAPI", max_size=20)
     assert factor == 2 and rgb.shape == (20, 20, 3)
     assert rgb[5, 5, 1] > 0.9 and rgb[5, 5, 0] == 0  # green, no red
     assert rgb[2, 15].max() == 0 and rgb[10, 15].max() == 0  # dark right half, inside the cell too ...
@@ -486,7 +576,7 @@ def test_marker_histogram_threshold_uses_recorded_transform():
             "cofactor": [5.0],
         }
     )
-    transform, label = report._transform_for(thresholds, "CD8", np.array([1.0, 100.0]))
+    transform, label = _transform_for(thresholds, "CD8", np.array([1.0, 100.0]))
     assert transform(50.0) == pytest.approx(np.arcsinh(10.0))
     assert label == "arcsinh(mean intensity / 5)"
     fig = report.marker_histograms_figure(pd.DataFrame({"mean_CD8": [1.0, 60.0, 70.0]}), thresholds)
@@ -547,10 +637,10 @@ def test_thumbnail_reads_a_pyramid_level(tmp_path):
         tif.write(image, subifds=2, photometric="minisblack", tile=(32, 32), metadata={"axes": "CYX"})
         tif.write(image[:, ::2, ::2], subfiletype=1, photometric="minisblack", tile=(32, 32))
         tif.write(image[:, ::4, ::4], subfiletype=1, photometric="minisblack", tile=(32, 32))
-    level, _ = cli._read_thumbnail_image(path, 40)
+    level, _ = inputs.read_thumbnail_image(path, 40)
     assert level.shape == (4, 64, 64)  # the smallest level still >= 40 pixels, not the full image
     np.testing.assert_array_equal(level, image[:, ::2, ::2])
-    full, _ = cli._read_thumbnail_image(path, 1000)
+    full, _ = inputs.read_thumbnail_image(path, 1000)
     assert full.shape == (4, 128, 128)
 
 
@@ -587,7 +677,7 @@ def test_gallery_reads_only_crop_windows(project, monkeypatch):
     monkeypatch.setattr(ImageSource, "read", spy)
     root = project["root"]
     cells = project["cells"]["TEN01"]
-    crops, names = cli._gallery_crops(
+    crops, names = inputs.gallery_crops(
         cells,
         root / "images" / "TEN01.tif",
         root / "results" / "TEN01" / "labels.tif",

@@ -9,14 +9,18 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+
+ROOT = Path(__file__).parent.parent
+
 
 SLURM_UP = shutil.which("sinfo") is not None and subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0
 
 
+@pytest.mark.slurm
 def test_jobs_run_through_slurm(tmp_path):
     if not SLURM_UP:
         if os.environ.get("CI"):

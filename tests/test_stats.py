@@ -4,16 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dvp_pipeline.differential import impute_missing, valid_value_filter
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.stats import (
-    bh_adjust,
-    impute_missing,
-    lowess,
-    median_normalize,
-    moderated_ttest,
-    quantile_normalize,
-    valid_value_filter,
-)
+from dvp_pipeline.normalize import median_normalize, quantile_normalize
+from dvp_pipeline.stats import bh_adjust, lowess, moderated_ttest
 
 COLUMNS = ["logFC", "AveExpr", "t", "P.Value", "adj.P.Val", "B"]
 

@@ -6,11 +6,11 @@ import pytest
 import tifffile
 from skimage.draw import disk
 
+from dvp_pipeline import slide as slide_stage
 from dvp_pipeline.cli import main
-from dvp_pipeline.cli import segment as segment_cli
-from dvp_pipeline.demo import big_slide_tile, write_big_slide
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.segmentation import match_labels, segment_cells_and_nuclei
+from dvp_pipeline.simulate import big_slide_tile, write_big_slide
 from dvp_pipeline.tiling import segment_tiled, tile_grid
 
 
@@ -122,7 +122,7 @@ def test_cli_tiles_as_jobs_equal_one_job(slide_file, tmp_path):
 def test_cli_on_disk_labels_equal_in_memory(slide_file, tmp_path, monkeypatch):
     options = ["--options", json.dumps({"tile_size": 256})]
     assert _segment(slide_file, tmp_path / "memory", *options) == 0
-    monkeypatch.setattr(segment_cli, "IN_MEMORY_PIXELS", 0)  # force the zarr scratch array
+    monkeypatch.setattr(slide_stage, "IN_MEMORY_PIXELS", 0)  # force the zarr scratch array
     assert _segment(slide_file, tmp_path / "disk", *options) == 0
     assert (
         tifffile.imread(tmp_path / "memory" / "labels.tif") == tifffile.imread(tmp_path / "disk" / "labels.tif")

@@ -8,15 +8,17 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import ROOT
 
 from dvp_pipeline.pathways import camera
 from dvp_pipeline.segmentation import match_labels
+
+ROOT = Path(__file__).parent.parent
 
 DEMO = ROOT / "data" / "sample"
 SAMPLES = ["TEN01", "TEN02", "TEN03", "MPR01", "MPR02", "MPR03"]

@@ -46,6 +46,18 @@ import numpy as np
 import pandas as pd
 
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.options import ClassifyOptions
+
+__all__ = [
+    "annotated_cells",
+    "classify_cells",
+    "classify_sample",
+    "default_features",
+    "load_model",
+    "predict_cell_types",
+    "save_model",
+    "train_classifier",
+]
 
 UNASSIGNED = "unassigned"
 TRANSFORMS = ("arcsinh", "log", "none")
@@ -100,6 +112,10 @@ def classify_cells(
     >>> rules = [{"name": "keratinocyte", "positive": ["KRT14"]},
     ...          {"name": "cd8_t_cell", "positive": ["CD8"], "negative": ["KRT14"]}]
     >>> typed, table = classify_cells(cells, cell_types=rules, threshold_method="gmm")
+    >>> sorted(typed["cell_type"].unique())
+    ['cd8_t_cell', 'keratinocyte', 'unassigned']
+    >>> table[["marker", "method"]].values.tolist()
+    [['KRT14', 'gmm'], ['CD8', 'gmm']]
     """
     rules = _check_rules(cell_types)
     if transform not in TRANSFORMS:
@@ -161,6 +177,28 @@ def classify_cells(
         columns=["sample", "marker", "threshold", "method", "transform", "cofactor", "positive_fraction"],
     )
     return result, table
+
+
+def classify_sample(
+    cells: pd.DataFrame, options: ClassifyOptions, *, model: dict | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Type one sample's cells as the ``classify`` section says: the library function behind ``dvp classify``.
+
+    The gating thresholds are always found (the report draws them); with a trained ``model`` (from
+    :func:`train_classifier` / :func:`load_model`) cell types and confidence come from the model.
+    Returns the classified cells table and the thresholds table.
+    """
+    classified, thresholds = classify_cells(
+        cells,
+        cell_types=options.cell_types,
+        transform=options.transform,
+        cofactor=options.cofactor,
+        threshold_method=options.threshold_method,
+        thresholds=options.thresholds,
+    )
+    if model is not None:
+        classified = predict_cell_types(cells, model)
+    return classified, thresholds
 
 
 def _check_rules(cell_types: Sequence[Mapping]) -> list[dict]:
@@ -401,9 +439,12 @@ def train_classifier(
 
     Examples
     --------
-    >>> model, evaluation = train_classifier(cells, qupath_annotations)
-    >>> evaluation["accuracy"]
-    0.94
+    Annotations usually come from QuPath; here the gating calls stand in for them:
+
+    >>> typed, _ = classify_cells(cells, cell_types=[{"name": "keratinocyte", "positive": ["KRT14"]}])
+    >>> model, evaluation = train_classifier(cells, typed[["sample", "cell_id", "cell_type"]], cv_folds=3)
+    >>> evaluation["accuracy"] > 0.9
+    True
     """
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support

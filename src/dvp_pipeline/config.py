@@ -22,6 +22,8 @@ import yaml
 
 from dvp_pipeline.errors import DVPError
 
+__all__ = ["Project", "load_config", "load_project", "read_sheet", "schema", "section_options", "validate"]
+
 SHEET_SCHEMAS = {"samples": "samples.schema.yaml", "runs": "runs.schema.yaml"}
 
 
@@ -162,18 +164,18 @@ class Project:
     samples: pd.DataFrame
     runs: pd.DataFrame
 
+    @functools.cached_property
+    def options(self):
+        """Every stage's typed options (:class:`dvp_pipeline.options.PipelineOptions`)."""
+        from dvp_pipeline.options import PipelineOptions  # options builds on this module's validation
+
+        return PipelineOptions.from_config(self.config)
+
     @property
     def cell_types(self) -> list[str]:
         """Cell types that have MS runs, in the order of the classification rules."""
         order = [r["name"] for r in self.config["classify"]["cell_types"]]
         return [c for c in order if c in set(self.runs["cell_type"])]
-
-    @property
-    def contrasts(self) -> list[tuple[str, str]]:
-        return [tuple(c) for c in self.config["differential"]["contrasts"]]
-
-    def contrast_names(self) -> list[str]:
-        return [f"{a}_vs_{b}" for a, b in self.contrasts]
 
 
 def load_project(config: str | Path | dict, *, base: str | Path = ".", check_report: bool = True) -> Project:
@@ -231,11 +233,12 @@ def load_project(config: str | Path | dict, *, base: str | Path = ".", check_rep
         if num == den:
             raise DVPError(f"{source}: differential.contrasts[{i}]: compares '{num}' with itself")
     if check_report:
+        from dvp_pipeline.options import QuantifyOptions
         from dvp_pipeline.quant import config_runs
 
-        q = config["quantify"]
-        report = "quantify.spectra (mzML)" if q["format"] == "mzml" else base / q["report"]
-        present = config_runs(config["quantify"], base=base)
+        q = QuantifyOptions.from_mapping(config["quantify"], source=source)
+        report = "quantify.spectra (mzML)" if q.format == "mzml" else base / q.report
+        present = config_runs(q, base=base)
         absent = [r for r in runs["run"] if r not in present]
         if absent:
             raise DVPError(

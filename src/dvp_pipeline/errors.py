@@ -5,6 +5,11 @@ file, the row or key, and what was expected. The CLI turns it into one line on s
 status 2; anything else escaping is a bug.
 """
 
+__all__ = ["DVPError"]
 
-class DVPError(Exception):
-    """Bad input or configuration, explained for the user."""
+
+class DVPError(ValueError):
+    """Bad input or configuration, explained for the user.
+
+    A :class:`ValueError`, so code written for plain Python errors catches it too.
+    """

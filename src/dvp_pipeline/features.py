@@ -20,6 +20,8 @@ from skimage.measure import regionprops_table
 
 from dvp_pipeline.errors import DVPError
 
+__all__ = ["add_neighbourhood_counts", "measure_cells", "to_anndata"]
+
 
 def measure_cells(
     labels: np.ndarray,
@@ -67,24 +69,12 @@ def measure_cells(
 
     Examples
     --------
-    >>> cells = measure_cells(labels, image, channel_names=["DAPI", "KRT14"], pixel_size_um=0.5,
+    >>> cells = measure_cells(labels, image, channel_names=["DAPI", "KRT14", "CD8", "CD163"], pixel_size_um=0.5,
     ...                       sample="TEN01")
+    >>> len(cells) == int(labels.max()), list(cells.columns[:4])
+    (True, ['cell_id', 'sample', 'centroid_y', 'centroid_x'])
     """
-    labels = np.asarray(labels)
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[np.newaxis]
-    if labels.ndim != 2 or image.ndim != 3 or image.shape[1:] != labels.shape:
-        raise DVPError(f"labels {labels.shape} and image {image.shape} do not match; expected (y, x) and (c, y, x)")
-    names = [str(n) for n in channel_names]
-    if len(names) != image.shape[0]:
-        raise DVPError(f"{len(names)} channel names ({', '.join(names)}) for an image with {image.shape[0]} channels")
-    if len(set(names)) != len(names) or not all(names):
-        raise DVPError(f"channel names must be unique and non-empty, got {', '.join(names)}")
-    if not pixel_size_um > 0:
-        raise DVPError(f"pixel_size_um must be positive, got {pixel_size_um}")
-    if labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
-        raise DVPError(f"labels must be non-negative integers, got dtype {labels.dtype}")
+    labels, image, names = _checked(labels, image, channel_names, pixel_size_um)
 
     shape = _shape_table(labels)
     ids = shape.index.to_numpy()
@@ -122,27 +112,9 @@ def measure_cells(
 
     compartments = {"": labels}
     if nuclei is not None:
-        nuclei = np.asarray(nuclei)
-        if nuclei.shape != labels.shape or nuclei.dtype.kind not in "iu":
-            raise DVPError(
-                f"nuclei {nuclei.shape} {nuclei.dtype} must be integer labels shaped like labels {labels.shape}"
-            )
-        nuclei = np.where(nuclei == labels, nuclei, 0)  # a nucleus belongs to the cell of its label
+        nuclei = _add_nucleus_shapes(cells, nuclei, labels, pixel_size_um)
         compartments["nucleus_"] = nuclei
         compartments["cytoplasm_"] = np.where(nuclei == 0, labels, 0)
-        shape = _shape_table(nuclei)
-        nucleus = pd.DataFrame(
-            {
-                "nucleus_area_um2": shape["area"].to_numpy() * pixel_size_um**2,
-                "nucleus_perimeter_um": shape["perimeter"].to_numpy() * pixel_size_um,
-                "nucleus_eccentricity": shape["eccentricity"].to_numpy(),
-                "nucleus_solidity": shape["solidity"].to_numpy(),
-            },
-            index=shape.index,
-        ).reindex(ids)
-        for column in nucleus:
-            cells[column] = nucleus[column].to_numpy()
-        cells["nucleus_to_cell_area"] = cells["nucleus_area_um2"].fillna(0.0) / cells["area_um2"]
     columns = {}
     for prefix, compartment in compartments.items():
         flat = compartment.ravel()
@@ -153,6 +125,48 @@ def measure_cells(
                 if prefix or stat != "mean":  # the whole-cell mean is already there (mean_<channel>)
                     columns[f"{prefix}{stat}_{name}"] = values
     return pd.concat([cells, pd.DataFrame(columns, index=cells.index)], axis=1)
+
+
+def _checked(labels, image, channel_names: Sequence[str], pixel_size_um: float):
+    """``labels`` (y, x) and ``image`` (c, y, x) as arrays and the channel names, checked to fit."""
+    labels = np.asarray(labels)
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[np.newaxis]
+    if labels.ndim != 2 or image.ndim != 3 or image.shape[1:] != labels.shape:
+        raise DVPError(f"labels {labels.shape} and image {image.shape} do not match; expected (y, x) and (c, y, x)")
+    names = [str(n) for n in channel_names]
+    if len(names) != image.shape[0]:
+        raise DVPError(f"{len(names)} channel names ({', '.join(names)}) for an image with {image.shape[0]} channels")
+    if len(set(names)) != len(names) or not all(names):
+        raise DVPError(f"channel names must be unique and non-empty, got {', '.join(names)}")
+    if not pixel_size_um > 0:
+        raise DVPError(f"pixel_size_um must be positive, got {pixel_size_um}")
+    if labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
+        raise DVPError(f"labels must be non-negative integers, got dtype {labels.dtype}")
+    return labels, image, names
+
+
+def _add_nucleus_shapes(cells: pd.DataFrame, nuclei, labels: np.ndarray, pixel_size_um: float) -> np.ndarray:
+    """Add the nucleus shape columns to ``cells`` (sorted by cell_id); return the nuclei inside their cells."""
+    nuclei = np.asarray(nuclei)
+    if nuclei.shape != labels.shape or nuclei.dtype.kind not in "iu":
+        raise DVPError(f"nuclei {nuclei.shape} {nuclei.dtype} must be integer labels shaped like labels {labels.shape}")
+    nuclei = np.where(nuclei == labels, nuclei, 0)  # a nucleus belongs to the cell of its label
+    shape = _shape_table(nuclei)
+    nucleus = pd.DataFrame(
+        {
+            "nucleus_area_um2": shape["area"].to_numpy() * pixel_size_um**2,
+            "nucleus_perimeter_um": shape["perimeter"].to_numpy() * pixel_size_um,
+            "nucleus_eccentricity": shape["eccentricity"].to_numpy(),
+            "nucleus_solidity": shape["solidity"].to_numpy(),
+        },
+        index=shape.index,
+    ).reindex(cells["cell_id"].to_numpy())
+    for column in nucleus:
+        cells[column] = nucleus[column].to_numpy()
+    cells["nucleus_to_cell_area"] = cells["nucleus_area_um2"].fillna(0.0) / cells["area_um2"]
+    return nuclei
 
 
 def _shape_table(labels: np.ndarray) -> pd.DataFrame:

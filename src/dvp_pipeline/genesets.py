@@ -14,14 +14,16 @@ import pandas as pd
 
 from dvp_pipeline.errors import DVPError
 
+__all__ = ["collection_label", "gene_to_features", "load_collection", "parse_gmt", "sets_to_features"]
+
 BUILTIN = {"hallmark": "h.all.v7.0.symbols.gmt", "reactome": "reactome_pathways_2021.gmt"}
 
 
-def parse_gmt(text: str, *, source: str = "GMT") -> dict[str, list[str]]:
+def parse_gmt(text: str, *, source: str = "GMT", keep_case: bool = False) -> dict[str, list[str]]:
     """Parse GMT text: one set per line, name, description, then member symbols (tab-separated).
 
-    Members are upper-cased (symbol matching is case-insensitive), blanks dropped and duplicates
-    removed keeping the first occurrence.
+    Members are upper-cased (symbol matching is case-insensitive) unless ``keep_case``, blanks
+    dropped and duplicates removed keeping the first occurrence.
     """
     sets: dict[str, list[str]] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -36,7 +38,8 @@ def parse_gmt(text: str, *, source: str = "GMT") -> dict[str, list[str]]:
         name = fields[0].strip()
         if name in sets:
             raise DVPError(f"{source}, line {lineno}: set '{name}' is defined twice")
-        sets[name] = list(dict.fromkeys(g.strip().upper() for g in fields[2:] if g.strip()))
+        members = (g.strip() for g in fields[2:] if g.strip())
+        sets[name] = list(dict.fromkeys(members if keep_case else (g.upper() for g in members)))
     if not sets:
         raise DVPError(f"{source}: no gene sets found")
     return sets

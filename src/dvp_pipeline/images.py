@@ -25,6 +25,8 @@ import tifffile
 
 from dvp_pipeline.errors import DVPError
 
+__all__ = ["ImageSource", "open_image", "read_image", "read_labels", "write_ome_zarr"]
+
 # OME lengths may come in any unit; pixel sizes are reported in micrometres.
 _UM_PER_UNIT = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6, "Å": 1e-4}
 
@@ -60,7 +62,9 @@ def read_image(
 
     Examples
     --------
-    >>> image, names, pixel_size = read_image("TEN01.ome.tif", channels=["DAPI", "KRT14", "CD8", "CD163"])
+    >>> image, names, pixel_size = read_image(image_path, channels=["DAPI", "CD8"])
+    >>> image.shape, names, pixel_size
+    ((2, 320, 320), ['DAPI', 'CD8'], 0.5)
     """
     path = Path(path)
     if path.is_dir():  # OME-Zarr
@@ -96,6 +100,21 @@ def read_image(
     image = _to_cyx(data, axes, path)
     names, index = _resolve_channels(path, image.shape[0], ome_names, channels)
     return (image if index is None else image[index]), names, pixel_size
+
+
+def read_labels(path: str | os.PathLike) -> np.ndarray:
+    """A whole (y, x) integer label image (TIFF), failing with a :class:`DVPError` that names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DVPError(f"{path}: file not found")
+    try:
+        labels = tifffile.imread(path)
+    except Exception as err:  # tifffile raises several types for unreadable files
+        raise DVPError(f"{path}: cannot read label image ({err})") from err
+    labels = np.squeeze(labels)
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        raise DVPError(f"{path}: expected a 2-D integer label image, got {labels.dtype} {labels.shape}")
+    return labels
 
 
 class _ErrorCollector(logging.Handler):
@@ -272,8 +291,10 @@ def open_image(path: str | os.PathLike, *, channels: Sequence[str] | None = None
 
     Examples
     --------
-    >>> with open_image("slide.ome.tif", channels=["DAPI", "CD8"]) as image:
-    ...     tile = image.read(slice(0, 2048), slice(0, 2048))
+    >>> with open_image(image_path, channels=["DAPI", "CD8"]) as image:
+    ...     tile = image.read(slice(0, 128), slice(0, 256))
+    >>> tile.shape
+    (2, 128, 256)
     """
     path = Path(path)
     if not path.exists():

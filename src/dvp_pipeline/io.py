@@ -17,6 +17,8 @@ import pandas as pd
 
 from dvp_pipeline.errors import DVPError
 
+__all__ = ["atomic_output", "read_table", "write_json", "write_table", "write_text"]
+
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:

@@ -4,18 +4,46 @@
 inter-gene correlation and so keeps its false-positive rate on small cohorts where a plain
 gene-set t-test does not. :func:`set_scores` gives each run a score per set for heatmaps and the
 per-sample reports.
+
+:func:`pathway_analysis` is the pathway stage: every configured collection tested for every test of
+the differential section (:mod:`dvp_pipeline.differential` prepares the matrices, so both stages
+test the same proteins), plus per-run scores.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from dvp_pipeline.differential import differential_tests, normalize_runs, prepare_test, run_test
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.genesets import collection_label, load_collection, sets_to_features
+from dvp_pipeline.options import DifferentialOptions, PathwaysOptions
 from dvp_pipeline.stats import bh_adjust, contrast_weights, design_matrix, squeeze_var
+
+__all__ = [
+    "PathwayResults",
+    "camera",
+    "gsea_preranked",
+    "gsva_scores",
+    "ora",
+    "pathway_analysis",
+    "set_scores",
+]
+
+log = logging.getLogger(__name__)
+
+#: Result columns of each test, after ``set``, ``collection`` and ``set_size``.
+RESULT_COLUMNS = {
+    "camera": ["NGenes", "Correlation", "Direction", "PValue", "FDR"],
+    "ora": ["NGenes", "Overlap", "Expected", "OddsRatio", "PValue", "FDR"],
+    "gsea": ["NGenes", "ES", "NES", "PValue", "FDR"],
+}
 
 
 def _zscore_hill(t: np.ndarray, df: float) -> np.ndarray:
@@ -330,3 +358,125 @@ def gsva_scores(matrix: pd.DataFrame, gene_sets: dict[str, list[str]], *, min_si
             before = np.concatenate([[0.0], up[:-1]]) - (pos - k) / (n - m)
             out[name][j] = max(after.max(), 0) + min(before.min(), 0)
     return pd.DataFrame.from_dict(out, orient="index", columns=matrix.columns)
+
+
+@dataclass
+class PathwayResults:
+    """The pathway stage's output: per method (camera, ora, gsea) one table per test key, and the scores."""
+
+    tests: list = field(default_factory=list)
+    tables: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
+    scores: pd.DataFrame | None = None
+
+
+def pathway_analysis(
+    proteins: pd.DataFrame,
+    genes: pd.Series,
+    samples: pd.DataFrame,
+    runs: pd.DataFrame,
+    options: PathwaysOptions,
+    differential: DifferentialOptions,
+) -> PathwayResults:
+    """Test every gene set of the configured collections for every differential test, and score every run.
+
+    The library function behind ``dvp pathways``. Protein groups map to gene symbols (case-insensitive;
+    a group counts for each of its genes or its first, one protein per gene by the duplicates rule).
+    camera runs on the proteins with values in all runs of the test; ORA (hits at ``ora_fdr``) and
+    preranked GSEA (on the moderated t) on the proteins the moderated t tested.
+
+    Returns
+    -------
+    ``tables[method][key]``: columns set, collection, set_size (members in the GMT), then
+    :data:`RESULT_COLUMNS` (``NGenes``: measured and tested), sorted by p-value; ``scores``: set,
+    collection, then one column per run.
+    """
+    symbols = {collection_label(c): load_collection(c) for c in options.gene_sets}
+    collections = {
+        label: sets_to_features(
+            sets, genes, group_genes=options.group_genes, duplicates=options.duplicates, values=proteins
+        )
+        for label, sets in symbols.items()
+    }
+    sizes = {label: {name: len(members) for name, members in sets.items()} for label, sets in symbols.items()}
+    # camera's tables are always written (empty when not asked for): the reports read them
+    results = PathwayResults(
+        tests=differential_tests(samples, runs, differential),
+        tables={method: {} for method in ("camera", *options.methods)},
+    )
+    for test in results.tests:
+        prepared = prepare_test(proteins, samples, runs, test, differential)
+        tested = None
+        if {"ora", "gsea"} & set(options.methods):
+            tested = run_test(prepared, test, differential).dropna(subset=["t"])
+        found = _test_sets(prepared.matrix, tested, test, collections, options)
+        for method, tables in found.items():
+            for table, label in tables:
+                table.insert(0, "set_size", [sizes[label][n] for n in table.index])
+                table.insert(0, "collection", label)
+            results.tables[method][test.key] = _collected([t for t, _ in tables], RESULT_COLUMNS[method])
+        camera_result = results.tables["camera"][test.key]
+        log.info(
+            "%s: %d sets tested with camera on %d complete proteins, %d at FDR < 0.05",
+            test.description,
+            len(camera_result),
+            len(prepared.matrix.dropna()),
+            int((camera_result["FDR"] < 0.05).sum()),
+        )
+    results.scores = _run_scores(proteins, runs, collections, options, differential)
+    return results
+
+
+def _sized(sets: dict[str, list[str]], universe, options: PathwaysOptions) -> dict[str, list[str]]:
+    present = set(universe)
+    return {n: m for n, m in sets.items() if options.min_set_size <= len(set(m) & present) <= options.max_set_size}
+
+
+def _test_sets(matrix, tested, test, collections, options: PathwaysOptions) -> dict[str, list]:
+    """Each method's (table, collection) pairs for one differential test."""
+    complete = matrix.dropna()
+    found = {method: [] for method in ("camera", *options.methods)}
+    for label, sets in collections.items():
+        if "camera" in options.methods and (sized := _sized(sets, complete.index, options)):
+            table = camera(complete, test.groups, sized, contrast=test.weights, inter_gene_cor=options.inter_gene_cor)
+            found["camera"].append((table, label))
+        if tested is None or not (sized := _sized(sets, tested.index, options)):
+            continue
+        if "ora" in found:
+            hits = tested.index[tested["adj.P.Val"] < options.ora_fdr]
+            found["ora"].append((ora(hits, tested.index, sized, min_size=options.min_set_size), label))
+        if "gsea" in found:
+            table = gsea_preranked(
+                tested["t"],
+                sized,
+                permutations=options.gsea_permutations,
+                seed=options.seed,
+                min_size=options.min_set_size,
+                max_size=options.max_set_size,
+            )
+            found["gsea"].append((table, label))
+    return found
+
+
+def _collected(tables: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    if not tables:
+        return pd.DataFrame(columns=["set", "collection", "set_size", *columns])
+    return pd.concat(tables).rename_axis("set").reset_index().sort_values(["PValue", "set"], kind="stable")
+
+
+def _run_scores(proteins, runs, collections, options: PathwaysOptions, differential: DifferentialOptions):
+    """Per-run set scores on the matrix normalised as for the differential tests."""
+    strata = runs.set_index("run")["cell_type"].reindex(proteins.columns)
+    normalized = normalize_runs(proteins, strata, differential)
+    scores = []
+    for label, sets in collections.items():
+        if options.scores == "gsva":
+            parts = [
+                gsva_scores(normalized[list(cols)], sets, min_size=options.min_set_size)
+                for _, cols in strata.groupby(strata).groups.items()
+            ]
+            table = pd.concat(parts, axis=1)[proteins.columns]
+        else:
+            table = set_scores(normalized, sets, strata=strata, min_size=options.min_set_size)
+        table.insert(0, "collection", label)
+        scores.append(table)
+    return pd.concat(scores).rename_axis("set").reset_index()

@@ -4,13 +4,15 @@ Sits between laser microdissection and statistics. The readers (:mod:`dvp_pipeli
 module per format) turn search-engine output into one ion table; :func:`maxlfq` is MaxLFQ exactly as
 the R package iq defines it (Pham et al. 2020, Bioinformatics 36:2611), vectorised over proteins;
 :func:`quantify` picks MaxLFQ, directLFQ, top-N or sum and a normalisation; :func:`quant_qc`
-summarises each run.
+summarises each run; :func:`quantify_cohort` is the whole stage for the runs of a cohort.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +21,16 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.normalize import normalize_within, run_normalizer
+from dvp_pipeline.options import QuantifyOptions
 from dvp_pipeline.readers import Filters, read_ions
 from dvp_pipeline.readers import report_runs as _report_runs
 
 __all__ = [
     "Filters",
+    "Quantification",
+    "quantify_cohort",
+    "read_configured_ions",
     "config_runs",
     "directlfq",
     "maxlfq",
@@ -38,8 +45,9 @@ __all__ = [
     "top_n",
 ]
 
+log = logging.getLogger(__name__)
+
 METHODS = ["maxlfq", "directlfq", "topn", "sum"]
-NORMALIZATIONS = ["none", "median", "directlfq"]
 
 # Elements of the (proteins, pairs, ions) difference array built at once: ~16 MB per buffer keeps
 # peak memory flat however many proteins and runs there are.
@@ -365,26 +373,10 @@ def normalize(matrix: pd.DataFrame, *, method: str = "median", groups: pd.Series
         Run -> group (e.g. cell type); runs are normalised within their group only. ``None``: all
         runs together.
     """
-    if method not in NORMALIZATIONS:
-        raise DVPError(f"quantify.normalize: unknown method '{method}'; expected one of {', '.join(NORMALIZATIONS)}")
+    normalizer = run_normalizer(method, section="quantify")
     if method == "none" or matrix.shape[1] < 2:
         return matrix
-    labels = pd.Series("all", index=matrix.columns) if groups is None else groups.reindex(matrix.columns).fillna("")
-    out = matrix.copy()
-    for _, runs in labels.groupby(labels, sort=False):
-        block = matrix[runs.index]
-        if method == "median":
-            reference = block.median(axis=1)
-            shift = block.sub(reference, axis=0).median(axis=0).fillna(0.0)
-            out[runs.index] = block - shift
-        else:
-            try:
-                import directlfq.normalization as dlnorm
-            except ImportError as err:
-                raise DVPError("quantify.normalize: directlfq needs pip install 'dvp-pipeline[directlfq]'") from err
-            manager = dlnorm.NormalizationManagerSamples(block.copy(), num_samples_quadratic=50)
-            out[runs.index] = manager.complete_dataframe.to_numpy()
-    return out
+    return normalize_within(matrix, groups, normalizer)
 
 
 def quantify(
@@ -398,7 +390,7 @@ def quantify(
 ) -> pd.DataFrame:
     """Protein x run log2 matrix from the ion table (columns run, protein, precursor, intensity).
 
-    ``method`` is one of :data:`METHODS`, ``normalization`` one of :data:`NORMALIZATIONS` (applied
+    ``method`` is one of :data:`METHODS`, ``normalization`` one of :func:`normalize`'s methods (applied
     within ``groups``, run -> group, or across all runs); ``threads`` is passed to :func:`maxlfq`.
     """
     cols = {"protein": "protein", "ion": "precursor", "sample": "run", "intensity": "intensity"}
@@ -460,20 +452,105 @@ def quant_qc(precursors: pd.DataFrame, proteins: pd.DataFrame, groups: pd.Series
     return qc
 
 
-def config_runs(section: dict, *, base: str | Path = ".") -> set[str]:
-    """The runs the quantify config section's input holds: the report's, or the mzML files' names.
+def config_runs(options: QuantifyOptions, *, base: str | Path = ".") -> set[str]:
+    """The runs the configured input holds: the report's, or the mzML files' names.
 
-    Paths in ``section`` are relative to ``base``; missing mzML or identification files fail here.
+    Paths in ``options`` are relative to ``base``; missing mzML or identification files fail here.
     """
     from dvp_pipeline.readers.mzml import run_name
 
     base = Path(base)
-    if section.get("format") == "mzml":
-        for key in ("spectra", "identifications"):
-            for f in section.get(key, []):
+    if options.format == "mzml":
+        spectra, identifications = options.spectra or [], options.identifications or []
+        for key, files in (("spectra", spectra), ("identifications", identifications)):
+            for f in files:
                 if not (base / f).is_file():
                     raise DVPError(f"quantify.{key}: file {base / f} not found")
-        if len(section.get("spectra", [])) != len(section.get("identifications", [])):
+        if len(spectra) != len(identifications):
             raise DVPError("quantify.spectra and quantify.identifications must list the same number of files")
-        return {run_name(f) for f in section.get("spectra", [])}
-    return report_runs(base / section["report"], fmt=section.get("format", "auto"))
+        return {run_name(f) for f in spectra}
+    return report_runs(base / options.report, fmt=options.format)
+
+
+def read_configured_ions(options: QuantifyOptions) -> pd.DataFrame:
+    """The ion table of the configured input (a search-engine report, or mzML + identifications), filtered."""
+    if options.format == "mzml":
+        from dvp_pipeline.readers.mzml import MS1Settings, quantify_runs
+
+        m = options.mzml
+        settings = MS1Settings(
+            fdr=m.fdr, decoy_prefix=m.decoy_prefix, ppm=m.ppm, rt_window=m.rt_window, isotopes=m.isotopes
+        )
+        return quantify_runs(options.spectra, options.identifications, settings)
+    filters = Filters(
+        precursor_q=options.precursor_q,
+        protein_q=options.protein_q,
+        match_between_runs=options.match_between_runs,
+        quantity=options.quantity,
+        decoy_pattern=options.decoy_pattern,
+        contaminant_pattern=options.contaminant_pattern,
+    )
+    return read_ions(options.report, fmt=options.format, filters=filters)
+
+
+@dataclass
+class Quantification:
+    """The quantify stage's output.
+
+    ``precursors``: the filtered ion table; ``proteins``: protein, genes, then one log2 column per run
+    (NaN = not quantified); ``qc``: one row per run (identifications, missing values, intensity
+    quartiles, CV within its cell type and condition).
+    """
+
+    precursors: pd.DataFrame
+    proteins: pd.DataFrame
+    qc: pd.DataFrame
+
+
+def quantify_cohort(
+    samples: pd.DataFrame, runs: pd.DataFrame, options: QuantifyOptions, *, threads: int = 1
+) -> Quantification:
+    """Quantify the runs of the runs sheet (in its order): the library function behind ``dvp quantify``."""
+    precursors = read_configured_ions(options)
+    wanted = list(runs["run"])
+    precursors = precursors[precursors["run"].isin(wanted)]
+    present = set(precursors["run"].astype(str))
+    absent = [r for r in wanted if r not in present]
+    if absent:
+        raise DVPError(f"{options.source}: no precursor passes the filters in run(s) {', '.join(absent)}")
+    n_prec = precursors.groupby("protein", observed=True)["precursor"].nunique()
+    keep = n_prec.index[n_prec >= options.min_precursors]
+    precursors = precursors[precursors["protein"].isin(keep)]
+    if precursors.empty:
+        raise DVPError(f"no protein has {options.min_precursors} or more precursors (quantify.min_precursors)")
+    log.info(
+        "%d precursors of %d protein groups in %d runs pass the filters",
+        precursors["precursor"].nunique(),
+        len(keep),
+        len(wanted),
+    )
+    meta = runs.merge(samples[["sample", "condition"]], on="sample", how="left").set_index("run")
+    within = meta["cell_type"] if options.normalize_within == "cell_type" else None
+    proteins = quantify(
+        precursors,
+        method=options.method,
+        top=options.top_n,
+        normalization=options.normalize,
+        groups=within,
+        threads=threads,
+    )
+    proteins = proteins.reindex(columns=wanted)
+    proteins.index = proteins.index.astype(str)
+    genes = precursors.drop_duplicates("protein").set_index("protein")["genes"].astype(str)
+    genes.index = genes.index.astype(str)
+    table = proteins.copy()
+    table.insert(0, "genes", genes.reindex(proteins.index).to_numpy())
+    replicate = meta["cell_type"].astype(str) + " / " + meta["condition"].astype(str)
+    qc = quant_qc(precursors, proteins, groups=replicate).merge(meta[["sample", "cell_type"]].reset_index(), on="run")
+    first = ["run", "sample", "cell_type"]
+    qc = qc[first + [c for c in qc.columns if c not in first]]
+    # Plain strings in the Parquet file that later stages and users read.
+    precursors = precursors.astype({c: str for c in ("run", "protein", "genes", "precursor")})
+    return Quantification(
+        precursors=precursors.reset_index(drop=True), proteins=table.reset_index(names="protein"), qc=qc
+    )

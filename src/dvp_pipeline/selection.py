@@ -17,9 +17,11 @@ scikit-image) put pixel *centres* on integers, i.e. half a pixel less than this 
 
 from __future__ import annotations
 
+import logging
 import uuid
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,10 @@ from scipy import ndimage
 from skimage.measure import approximate_polygon, find_contours
 
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.leica import check_well
+from dvp_pipeline.leica import Collection, check_well
+from dvp_pipeline.options import SelectOptions
+
+log = logging.getLogger(__name__)
 
 __all__ = ["cell_outlines", "default_wells", "preview", "select_cells", "to_geojson", "type_colors"]
 
@@ -361,3 +366,115 @@ def preview(
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+@dataclass
+class LMDExport:
+    """What the select stage writes for one sample: the Leica collection, QuPath GeoJSON, table and preview."""
+
+    collection: Collection
+    geojson: dict
+    selection: pd.DataFrame
+    preview: object  # a matplotlib Figure
+
+
+def pixel_size_from_cells(cells: pd.DataFrame) -> float | None:
+    """The pixel size (µm) implied by a cells table's ``area_um2`` / ``area`` columns, if it has them."""
+    if not {"area", "area_um2"} <= set(cells.columns) or not (cells["area"] > 0).any():
+        return None
+    ratio = (cells["area_um2"] / cells["area"])[cells["area"] > 0]
+    return float(np.sqrt(np.median(ratio)))
+
+
+def calibration_points(value, shape: tuple[int, int]) -> np.ndarray:
+    """The three calibration points (x, y pixels) of ``select.calibration_points``; null = image corners."""
+    height, width = shape
+    if value is None:
+        return np.array([[0.0, 0.0], [width, 0.0], [0.0, height]])
+    points = np.asarray(value, dtype=float) if isinstance(value, list | tuple) else None
+    if points is None or points.shape != (3, 2):
+        raise DVPError(f"select.calibration_points: expected 3 [x, y] pixel pairs or null, got {value!r}")
+    return points
+
+
+def select_sample(
+    cells: pd.DataFrame,
+    labels: np.ndarray,
+    options: SelectOptions,
+    *,
+    sample: str,
+    pixel_size_um: float | None = None,
+    image: np.ndarray | None = None,
+) -> LMDExport:
+    """Choose one sample's cells and draw their shapes: the library function behind ``dvp select``.
+
+    Parameters
+    ----------
+    cells
+        The classified cells table (cell_id, cell_type, area_um2, centroids).
+    labels
+        The (y, x) label image the cells were measured on.
+    options
+        The ``select`` section.
+    sample
+        Sample name (preview title, GeoJSON ids).
+    pixel_size_um
+        Micrometres per pixel; ``None``: derived from the cells table's areas.
+    image
+        The sample's image (channels, y, x), drawn under the outlines in the preview; ``None``
+        shows the cell masks.
+    """
+    size = pixel_size_um if pixel_size_um is not None else pixel_size_from_cells(cells)
+    if size is None:
+        raise DVPError("cannot tell the pixel size (none given, no area and area_um2 columns in the cells table)")
+    if not (np.isfinite(size) and size > 0):
+        raise DVPError(f"pixel size: expected a positive number of micrometres, got {size}")
+    cell_types = options.cell_types
+    if cell_types is None:
+        # Wells follow this order, so the workflow passes classify's cell type names; from the
+        # table alone, a sample lacking a type would shift the wells of the others.
+        if "cell_type" not in cells.columns:
+            raise DVPError("missing column cell_type (run dvp classify first)")
+        cell_types = sorted(set(cells["cell_type"].astype(str)) - {"unassigned"})
+        log.warning("select.cell_types is null: using the types in the cells table: %s", cell_types)
+    cell_types = list(cell_types)
+    chosen = select_cells(
+        cells,
+        cell_types=cell_types,
+        max_cells_per_type=options.max_cells_per_type,
+        min_area_um2=options.min_area_um2,
+        seed=options.seed,
+        wells=options.wells,
+    )
+    unknown = sorted(set(chosen["cell_id"].astype(int)) - set(np.unique(labels).tolist()))
+    if unknown:
+        raise DVPError(f"cell_id(s) {unknown[:10]} are not labels of the label image")
+    outlines = cell_outlines(
+        labels,
+        chosen["cell_id"].astype(int).tolist(),
+        dilation_px=options.dilation_um / size,
+        simplify_px=options.simplify_um / size,
+    )
+    collection = Collection(calibration_points(options.calibration_points, labels.shape))
+    for cell_id, well in zip(chosen["cell_id"].astype(int), chosen["well"], strict=True):
+        collection.new_shape(outlines[cell_id], well=well, name=str(cell_id))
+    table = pd.DataFrame(
+        {
+            "cell_id": chosen["cell_id"].astype("int64"),
+            "cell_type": chosen["cell_type"].astype(str),
+            "well": chosen["well"],
+            "area_um2": chosen["area_um2"],
+            "n_points": [len(outlines[int(i)]) for i in chosen["cell_id"]],
+            "centroid_x": chosen["centroid_x"] if "centroid_x" in chosen else np.nan,
+            "centroid_y": chosen["centroid_y"] if "centroid_y" in chosen else np.nan,
+            "shape": np.arange(1, len(chosen) + 1),
+        }
+    )
+    colors = type_colors(cell_types)
+    backdrop = image if image is not None else (labels > 0).astype(np.float32)
+    return LMDExport(
+        collection=collection,
+        geojson=to_geojson(outlines, chosen.assign(sample=sample), colors=colors),
+        selection=table,
+        preview=preview(backdrop, outlines, chosen, colors=colors, title=f"{sample}: cells selected for LMD"),
+    )

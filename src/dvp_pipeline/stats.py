@@ -9,7 +9,6 @@ a common prior fitted to their log-F distribution, and the contrast is tested wi
 from __future__ import annotations
 
 import warnings
-import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -17,6 +16,18 @@ import pandas as pd
 from scipy import special, stats
 
 from dvp_pipeline.errors import DVPError
+
+__all__ = [
+    "bh_adjust",
+    "contrast_weights",
+    "design_matrix",
+    "fit_f_dist",
+    "fit_f_dist_robustly",
+    "lowess",
+    "moderated_ttest",
+    "squeeze_var",
+    "trigamma_inverse",
+]
 
 
 def design_matrix(groups: pd.Series, *, covariates: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -661,139 +672,3 @@ def moderated_ttest(
         result["df.prior"] = df_prior
 
     return result
-
-
-def median_normalize(matrix: pd.DataFrame, *, min_shared: int = 20) -> pd.DataFrame:
-    """Centre every sample on the others: subtract its median over the features all samples share.
-
-    Falls back to all of a sample's features when fewer than ``min_shared`` are shared. The overall
-    level is kept (the mean of the medians is added back), so values stay on the log2 intensity scale.
-    """
-    shared = matrix.dropna()
-    basis = shared if len(shared) >= min_shared else matrix
-    medians = basis.median()
-    return matrix - medians + medians.mean()
-
-
-def valid_value_filter(
-    matrix: pd.DataFrame,
-    groups: pd.Series,
-    *,
-    min_per_group: int = 2,
-    min_fraction: float | None = None,
-    require: str = "each",
-) -> pd.DataFrame:
-    """Keep features with enough observed values per group.
-
-    Parameters
-    ----------
-    matrix
-        Features x samples, NaN for missing values.
-    groups
-        Group of each sample.
-    min_per_group
-        Least number of observed values a group needs.
-    min_fraction
-        If given, a group instead needs this fraction of its samples observed (rounded up).
-    require
-        ``"each"``: every group must pass (the default, safe without imputation); ``"any"``: at least
-        one group (Perseus' "in at least one group", for on/off proteins, usually with imputation).
-    """
-    if require not in ("each", "any"):
-        raise DVPError(f"valid_value_filter: require must be 'each' or 'any', not '{require}'")
-    g = groups.loc[matrix.columns]
-    counts = matrix.notna().T.groupby(g).sum().T
-    if min_fraction is not None:
-        sizes = g.value_counts().reindex(counts.columns)
-        needed = np.ceil(min_fraction * sizes.to_numpy() - 1e-9)
-    else:
-        needed = np.full(counts.shape[1], float(min_per_group))
-    passing = counts.to_numpy() >= needed
-    keep = passing.all(axis=1) if require == "each" else passing.any(axis=1)
-    return matrix[keep]
-
-
-def quantile_normalize(matrix: pd.DataFrame) -> pd.DataFrame:
-    """Quantile normalisation with missing values as limma's ``normalizeQuantiles(ties=TRUE)``.
-
-    Every run's observed values are mapped onto the average quantile function; runs with fewer
-    values are compared on the same probability scale by linear interpolation, as limma does.
-    """
-    x = matrix.to_numpy(dtype=float)
-    n_rows, n_cols = x.shape
-    if n_cols < 2:
-        return matrix.copy()
-    grid = np.arange(n_rows) / max(n_rows - 1, 1)
-    quantiles = np.zeros((n_rows, n_cols))
-    nobs = (~np.isnan(x)).sum(axis=0)
-    for j in range(n_cols):
-        values = np.sort(x[~np.isnan(x[:, j]), j])
-        if values.size == n_rows:
-            quantiles[:, j] = values
-        elif values.size > 1:
-            quantiles[:, j] = np.interp(grid, np.arange(values.size) / (values.size - 1), values)
-        else:
-            quantiles[:, j] = values[0] if values.size else np.nan
-    target = np.nanmean(quantiles, axis=1)
-    out = np.full_like(x, np.nan)
-    for j in range(n_cols):
-        observed = ~np.isnan(x[:, j])
-        if not observed.any():
-            continue
-        r = stats.rankdata(x[observed, j])  # ties share their average rank, as ties=TRUE
-        out[observed, j] = np.interp((r - 1) / max(nobs[j] - 1, 1), grid, target)
-    return pd.DataFrame(out, index=matrix.index, columns=matrix.columns)
-
-
-def impute_missing(
-    matrix: pd.DataFrame,
-    *,
-    method: str = "perseus",
-    width: float = 0.3,
-    shift: float = 1.8,
-    seed: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Replace missing values, assuming they are below the detection limit.
-
-    Parameters
-    ----------
-    matrix
-        Features x runs, log2.
-    method
-        ``"perseus"``: draws per run from a normal distribution down-shifted by ``shift`` standard
-        deviations of the run's values and ``width`` times as wide (Perseus' defaults 1.8 and 0.3);
-        ``"minimum"``: the run's smallest observed value; ``"none"``: unchanged.
-    seed
-        Random seed. Each run draws from its own stream, seeded by ``seed`` and the run's name, in
-        the order of the sorted feature names, so the values do not depend on row or column order.
-
-    Returns
-    -------
-    The imputed matrix and a boolean mask of the imputed cells.
-    """
-    mask = matrix.isna()
-    if method == "none":
-        return matrix.copy(), mask & False
-    if method not in ("perseus", "minimum"):
-        raise DVPError(f"impute: method must be none, perseus or minimum, not '{method}'")
-    out = matrix.copy()
-    order = np.argsort(matrix.index.astype(str).to_numpy(), kind="stable")
-    for run in matrix.columns:
-        column = matrix[run].to_numpy(dtype=float, copy=True)
-        missing = np.isnan(column)
-        if not missing.any():
-            continue
-        observed = column[~missing]
-        if observed.size < 2:
-            raise DVPError(f"impute: run '{run}' has fewer than 2 values; cannot estimate its distribution")
-        if method == "minimum":
-            column[missing] = observed.min()
-        else:
-            rng = np.random.default_rng([seed, zlib.crc32(str(run).encode())])
-            sd = observed.std(ddof=1)
-            draws = rng.normal(observed.mean() - shift * sd, width * sd, size=column.size)
-            filled = np.empty(column.size)
-            filled[order] = draws  # one draw per feature in sorted-name order
-            column[missing] = filled[missing]
-        out[run] = column
-    return out, mask

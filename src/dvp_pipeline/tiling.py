@@ -16,7 +16,7 @@ once, from all tile cores (:func:`global_threshold`), and handed to every tile a
 
 Tiles are independent, so they can also run as separate jobs (``segment.tiles_as_jobs``): a plan
 (:func:`plan_tiles`) fixes the grid and the threshold, each job runs :func:`segment_tile`, and
-:class:`Stitcher` gathers the results in tile order.
+:func:`stitch_tiles` gathers the results in tile order.
 """
 
 from __future__ import annotations
@@ -31,6 +31,20 @@ from skimage import filters
 
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.segmentation import segment_cells_and_nuclei
+
+__all__ = [
+    "Stitcher",
+    "Tile",
+    "global_threshold",
+    "image_shape",
+    "plan_tiles",
+    "read_region",
+    "segment_tile",
+    "segment_tiled",
+    "stitch_tiles",
+    "tile_grid",
+    "tiles_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -317,6 +331,53 @@ class Stitcher:
         return new_cells, new_nuclei, ids
 
 
+def stitch_tiles(
+    image,
+    plan: dict,
+    *,
+    cells_out,
+    nuclei_out,
+    tile_labels: Callable[[Tile, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+    on_tile: Callable[[Tile, np.ndarray, np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+) -> Stitcher:
+    """Segment (or take) every tile of a plan and stitch them into ``cells_out`` and ``nuclei_out``.
+
+    The one tile loop of the pipeline, used by :func:`segment_tiled` and by the segment stage
+    (:func:`dvp_pipeline.slide.segment_slide`).
+
+    Parameters
+    ----------
+    image
+        Array (channels, y, x) or (y, x), or an :class:`~dvp_pipeline.images.ImageSource`.
+    plan
+        From :func:`plan_tiles`.
+    cells_out, nuclei_out
+        Zero-filled (y, x) uint32 arrays to write into (in memory, or zarr arrays on disk).
+    tile_labels
+        ``tile_labels(tile, pixels) -> (cells, nuclei)`` gives a tile's labels instead of
+        segmenting it (tiles segmented as separate jobs); default :func:`segment_tile`.
+    on_tile
+        Called after each tile as ``on_tile(tile, pixels, cells, nuclei, ids)`` with the tile
+        region's pixels, its final labels restricted to the tile's cells, and their labels; used to
+        measure cells tile by tile without reading the slide again.
+    """
+    stitcher = Stitcher(cells_out, nuclei_out)
+    tiles = tiles_of(plan)
+    for tile in tiles:
+        pixels = read_region(image, tile)
+        if tile_labels is None:
+            cells, nuclei = segment_tile(image, tile, plan=plan, pixels=pixels)
+        else:
+            cells, nuclei = tile_labels(tile, pixels)
+        final_cells, final_nuclei, ids = stitcher.add(tile, cells, nuclei)
+        if on_tile is not None:
+            on_tile(tile, pixels, final_cells, final_nuclei, ids)
+        log.debug("tile %d/%d: %d cells", tile.index + 1, len(tiles), len(ids))
+    if stitcher.duplicates:
+        log.info("%d cell(s) seen by two tiles were kept once", stitcher.duplicates)
+    return stitcher
+
+
 def segment_tiled(
     image,
     *,
@@ -340,13 +401,8 @@ def segment_tiled(
         Side of a tile's core in pixels.
     overlap
         Margin in pixels read around each tile; must exceed the largest cell's diameter.
-    cells_out, nuclei_out
-        Zero-filled (y, x) uint32 arrays to write into (e.g. zarr arrays on disk for a whole
-        slide); new in-memory arrays when ``None``.
-    on_tile
-        Called after each tile as ``on_tile(tile, pixels, cells, nuclei, ids)`` with the tile
-        region's pixels, its final labels restricted to the tile's cells, and their labels; used to
-        measure cells tile by tile without reading the slide again.
+    cells_out, nuclei_out, on_tile
+        As in :func:`stitch_tiles`; new in-memory arrays when ``None``.
 
     Returns
     -------
@@ -355,7 +411,11 @@ def segment_tiled(
 
     Examples
     --------
-    >>> cells, nuclei = segment_tiled(image, tile_size=1024, overlap=80, pixel_size_um=0.5)
+    >>> from dvp_pipeline.simulate import simulate_tissue
+    >>> image = simulate_tissue("TEN", seed=1, size=200).image
+    >>> cells, nuclei = segment_tiled(image, tile_size=128, overlap=40, pixel_size_um=0.5)
+    >>> cells.shape, int(cells.max()) > 10
+    ((200, 200), True)
     """
     shape = image_shape(image)
     if cells_out is None:
@@ -363,15 +423,5 @@ def segment_tiled(
     if nuclei_out is None:
         nuclei_out = np.zeros(shape[1:], dtype=np.uint32)
     plan = plan_tiles(image, method=method, tile_size=tile_size, overlap=overlap, options=options)
-    stitcher = Stitcher(cells_out, nuclei_out)
-    tiles = tiles_of(plan)
-    for tile in tiles:
-        pixels = read_region(image, tile)
-        cells, nuclei = segment_tile(image, tile, plan=plan, pixels=pixels)
-        final_cells, final_nuclei, ids = stitcher.add(tile, cells, nuclei)
-        if on_tile is not None:
-            on_tile(tile, pixels, final_cells, final_nuclei, ids)
-        log.debug("tile %d/%d: %d cells", tile.index + 1, len(tiles), len(ids))
-    if stitcher.duplicates:
-        log.info("%d cell(s) seen by two tiles were kept once", stitcher.duplicates)
+    stitch_tiles(image, plan, cells_out=cells_out, nuclei_out=nuclei_out, on_tile=on_tile)
     return cells_out, nuclei_out

@@ -12,9 +12,11 @@ import logging
 from pathlib import Path
 
 from dvp_pipeline import io
-from dvp_pipeline.classify import classify_cells, load_model, predict_cell_types
+from dvp_pipeline.classify import classify_sample, load_model
 from dvp_pipeline.cli._common import add_options_argument, load_options
 from dvp_pipeline.errors import DVPError
+
+__all__ = ["add_parser", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +68,14 @@ def run(args) -> None:
     """Run ``dvp classify`` with parsed arguments."""
     options = load_options(args, "classify")
     cells = io.read_table(args.cells)
+    model = None
+    if args.model:
+        path = Path(args.model)
+        if not path.is_file():
+            raise DVPError(f"--model: file {path} not found")
+        model = load_model(path.read_text(encoding="utf-8"), source=str(path))
     try:
-        classified, thresholds = classify_cells(
-            cells,
-            cell_types=options["cell_types"],
-            transform=options["transform"],
-            cofactor=options["cofactor"],
-            threshold_method=options["threshold_method"],
-            thresholds=options["thresholds"],
-        )
-        if args.model:
-            path = Path(args.model)
-            if not path.is_file():
-                raise DVPError(f"--model: file {path} not found")
-            model = load_model(path.read_text(encoding="utf-8"), source=str(path))
-            classified = predict_cell_types(cells, model)
+        classified, thresholds = classify_sample(cells, options, model=model)
     except DVPError as err:
         raise DVPError(f"{args.cells}: {err}") from err
     io.write_table(classified, args.out)

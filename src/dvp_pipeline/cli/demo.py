@@ -1,6 +1,6 @@
 """``dvp demo``: write the synthetic TEN vs drug-rash skin cohort (images, truth, DIA-NN report).
 
-Calls :func:`dvp_pipeline.demo.write_demo`; the shipped ``data/sample/`` was made with
+Calls :func:`dvp_pipeline.simulate.write_demo`; the shipped ``data/sample/`` was made with
 ``dvp demo data/sample --seed 0``.
 """
 
@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from dvp_pipeline.demo import write_demo
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.simulate import write_demo
+
+__all__ = ["add_parser", "run"]
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,12 @@ from importlib import resources
 from pathlib import Path
 
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.schema_docs import starter_config
+
+__all__ = ["add_parser", "run"]
 
 log = logging.getLogger("dvp.init")
-STARTER = ["config.yaml", "samples.tsv", "runs.tsv"]
+SHEETS = ["samples.tsv", "runs.tsv"]
 
 
 def add_parser(sub) -> None:
@@ -34,13 +37,15 @@ def run(args) -> None:
     if target.exists() and not args.force:
         raise DVPError(f"{target} already exists; use --force to overwrite it")
     target.mkdir(parents=True, exist_ok=True)
+    # config.yaml is rendered from the schema, so its defaults are the schema's; the sheets are the demo's
+    (target / "config.yaml").write_text(starter_config(), encoding="utf-8")
     starter = resources.files("dvp_pipeline").joinpath("data", "starter")
-    for name in STARTER:
+    for name in SHEETS:
         with resources.as_file(starter.joinpath(name)) as src:
             shutil.copyfile(src, target / name)
-    log.info("wrote %s", ", ".join(str(target / n) for n in STARTER))
+    log.info("wrote %s", ", ".join(str(target / n) for n in ["config.yaml", *SHEETS]))
     if args.demo:
-        from dvp_pipeline.demo import write_demo
+        from dvp_pipeline.simulate import write_demo
 
         write_demo(Path(args.directory) / "data" / "sample")
         log.info("wrote the demo cohort to %s", Path(args.directory) / "data" / "sample")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from dvp_pipeline.config import load_project
 
+__all__ = ["add_parser", "run"]
+
 log = logging.getLogger("dvp.run")
 
 

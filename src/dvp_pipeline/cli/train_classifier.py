@@ -18,6 +18,8 @@ from dvp_pipeline.classify import save_model, train_classifier
 from dvp_pipeline.cli._common import add_options_argument, load_options
 from dvp_pipeline.errors import DVPError
 
+__all__ = ["add_parser", "run"]
+
 log = logging.getLogger(__name__)
 
 DESCRIPTION = "Train a random-forest cell-type classifier on annotated cells, with cross-validation."
@@ -66,17 +68,17 @@ def read_annotations(path: str) -> pd.DataFrame:
 
 def run(args) -> None:
     """Run ``dvp train-classifier`` with parsed arguments."""
-    options = load_options(args, "classify")["supervised"]
+    options = load_options(args, "classify").supervised
     cells = pd.concat([io.read_table(path) for path in args.cells], ignore_index=True)
     annotations = read_annotations(args.annotations)
     try:
         model, evaluation = train_classifier(
             cells,
             annotations,
-            features=options["features"],
-            n_estimators=options["n_estimators"],
-            cv_folds=options["cv_folds"],
-            seed=options["seed"],
+            features=options.features,
+            n_estimators=options.n_estimators,
+            cv_folds=options.cv_folds,
+            seed=options.seed,
         )
     except DVPError as err:
         raise DVPError(f"{args.annotations}: {err}") from err

@@ -6,6 +6,8 @@ import numpy as np
 
 from dvp_pipeline.readers._table import Filters, columns, combine, ion_table, numeric, read_columns, text
 
+__all__ = ["detect", "read", "runs"]
+
 NAME = "alphadia"
 DESCRIPTION = "AlphaDIA precursors table (run, pg, intensity, qval, precursor id)"
 REQUIRED = ["run", "pg", "qval"]

@@ -10,6 +10,8 @@ import numpy as np
 
 from dvp_pipeline.readers._table import Filters, columns, ion_table, numeric, read_columns, text
 
+__all__ = ["detect", "read", "runs"]
+
 NAME = "diann"
 DESCRIPTION = "DIA-NN main report (1.8, 1.9, 2.x; .tsv or .parquet)"
 REQUIRED = ["Run", "Protein.Group", "Precursor.Id", "Q.Value", "PG.Q.Value"]

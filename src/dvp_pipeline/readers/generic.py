@@ -6,6 +6,8 @@ import numpy as np
 
 from dvp_pipeline.readers._table import Filters, columns, ion_table, numeric, read_columns, text
 
+__all__ = ["detect", "read", "runs"]
+
 NAME = "generic"
 DESCRIPTION = "generic long table with columns protein, ion, run, intensity (optional genes)"
 REQUIRED = ["protein", "ion", "run", "intensity"]

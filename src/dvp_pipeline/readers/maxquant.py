@@ -14,6 +14,8 @@ import pandas as pd
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.readers._table import Filters, columns, combine, ion_table, numeric, read_columns, text
 
+__all__ = ["Evidence", "ProteinGroups"]
+
 FLAGS = ["Reverse", "Potential contaminant", "Contaminant", "Only identified by site"]
 
 

@@ -20,6 +20,8 @@ import pandas as pd
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.readers._table import ion_table
 
+__all__ = ["MS1Settings", "quantify_runs", "read_identifications", "read_ms1", "run_name", "xic_areas"]
+
 NAME = "mzml"
 ID_SUFFIXES = {".mzid": "mzIdentML", ".mzidentml": "mzIdentML", ".pepxml": "pepXML", ".mztab": "mzTab"}
 #: Neutron mass difference between isotope peaks (13C - 12C), Da.

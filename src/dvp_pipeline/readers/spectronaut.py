@@ -11,6 +11,8 @@ import numpy as np
 
 from dvp_pipeline.readers._table import Filters, columns, combine, ion_table, numeric, read_columns, text
 
+__all__ = ["detect", "read", "runs"]
+
 NAME = "spectronaut"
 DESCRIPTION = "Spectronaut long report (PG.ProteinGroups, R.FileName, EG.ModifiedSequence, FG.Charge, ...)"
 RUN_COLUMNS = ["R.FileName", "R.Label", "R.Condition"]

@@ -18,12 +18,12 @@ if SUPERVISED and not TRAINED_MODEL:
 
     rule train_classifier:
         input:
-            cells=expand(f"{RESULTS}/{{sample}}/cells.parquet", sample=SAMPLES),
+            cells=[RESULTS.cells(s) for s in SAMPLES],
             annotations=PROJECT.config["classify"]["supervised"]["annotations"] or [],
         output:
-            model=f"{RESULTS}/cohort/classifier/model.json",
-            confusion=f"{RESULTS}/cohort/classifier/confusion.tsv",
-            summary=f"{RESULTS}/cohort/classifier/summary.json",
+            model=RESULTS.classifier_model(),
+            confusion=RESULTS.classifier_confusion(),
+            summary=RESULTS.classifier_summary(),
         params:
             options=options("classify"),
         log:
@@ -40,12 +40,12 @@ if SUPERVISED and not TRAINED_MODEL:
 
 rule classify:
     input:
-        cells=f"{RESULTS}/{{sample}}/cells.parquet",
+        cells=RESULTS.cells("{sample}"),
         model=classifier_model,
     output:
-        cells=f"{RESULTS}/{{sample}}/cells_classified.parquet",
-        thresholds=f"{RESULTS}/{{sample}}/thresholds.tsv",
-        anndata=f"{RESULTS}/{{sample}}/cells.h5ad",
+        cells=RESULTS.cells_classified("{sample}"),
+        thresholds=RESULTS.thresholds("{sample}"),
+        anndata=RESULTS.anndata("{sample}"),
     params:
         options=options("classify"),
         model=lambda wildcards, input: f"--model {input.model}" if input.model else "",

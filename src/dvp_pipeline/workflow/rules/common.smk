@@ -1,11 +1,12 @@
 import json
 import re
-import os
+
+from dvp_pipeline.differential import differential_tests
+from dvp_pipeline.layout import EXTRA_PATHWAY_METHODS, Results
 
 SAMPLES = list(PROJECT.samples["sample"])
-CELL_TYPES = PROJECT.cell_types
-CONTRASTS = PROJECT.contrast_names()
-RESULTS = "results"
+# Every path under results/ comes from the one layout that the CLI and the reports use too.
+RESULTS = Results("results")
 
 
 wildcard_constraints:
@@ -40,20 +41,16 @@ def mem_mb(factor, base=500):
     return lambda wildcards, input: int(base + factor * input.size_mb)
 
 
+def results_root(wildcards):
+    """The results folder, for the stages that write several files (a function: Snakemake's linter
+    wants paths in params derived, not hard-coded)."""
+    return RESULTS.root
+
+
 def all_outputs():
-    outs = [f"{RESULTS}/reports/{s}.html" for s in SAMPLES]
-    outs.append(f"{RESULTS}/reports/cohort.html")
-    return outs
+    return [*(RESULTS.sample_report(s) for s in SAMPLES), RESULTS.cohort_report()]
 
 
 def report_options():
     """The report section plus the highlighted sets of the pathways section."""
     return json.dumps({**PROJECT.config["report"], "highlight": PROJECT.config["pathways"]["highlight"]}, sort_keys=True)
-
-
-def stage_folder(output, depth=2):
-    """The folder a multi-file stage writes into, derived from its first output file."""
-    path = output[0]
-    for _ in range(depth):
-        path = os.path.dirname(path)
-    return path

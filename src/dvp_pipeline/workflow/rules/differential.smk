@@ -1,20 +1,19 @@
-INTERACTION_TABLES = [
-    f"{a}_x_{b}/{num}_vs_{den}" for num, den, a, b in PROJECT.config["differential"].get("interactions", [])
-]
+# The differential tests: each contrast within each cell type, then the interactions (one job).
+
+TESTS = differential_tests(PROJECT.samples, PROJECT.runs, PROJECT.options.differential)
 
 
 rule differential:
     input:
-        proteins=f"{RESULTS}/cohort/proteins.tsv",
+        proteins=RESULTS.proteins(),
         samples=PROJECT.config["samples"],
         runs=PROJECT.config["runs"],
     output:
-        expand(f"{RESULTS}/cohort/differential/{{cell_type}}/{{contrast}}.tsv", cell_type=CELL_TYPES, contrast=CONTRASTS),
-        [f"{RESULTS}/cohort/differential/{t}.tsv" for t in INTERACTION_TABLES],
-        methods=f"{RESULTS}/cohort/differential/methods.json",
+        [RESULTS.differential(t.folder, t.name) for t in TESTS],
+        methods=RESULTS.differential_methods(),
     params:
         options=options("differential"),
-        outdir=lambda wildcards, output: stage_folder(output),
+        results=results_root,
     log:
         "logs/differential.log",
     threads: 1
@@ -23,4 +22,4 @@ rule differential:
         runtime=30,
     shell:
         "dvp differential {input.proteins:q} --samples {input.samples:q} --runs {input.runs:q} "
-        "--outdir {params.outdir:q} --options {params.options:q} 2> {log:q}"
+        "--results {params.results:q} --options {params.options:q} 2> {log:q}"

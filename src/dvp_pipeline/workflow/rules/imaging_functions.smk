@@ -12,10 +12,10 @@ def segment_tiles(wildcards):
     plan = checkpoints.segment_plan.get(sample=wildcards.sample).output.plan
     with open(plan, encoding="utf-8") as handle:
         n = len(json.load(handle)["tiles"])
-    return [f"{RESULTS}/{wildcards.sample}/tiles/{k}.npz" for k in range(n)]
+    return [RESULTS.tile(wildcards.sample, k) for k in range(n)]
 
 
 def classifier_model(wildcards):
     if not SUPERVISED:
         return []
-    return TRAINED_MODEL or f"{RESULTS}/cohort/classifier/model.json"
+    return TRAINED_MODEL or RESULTS.classifier_model()

@@ -13,9 +13,9 @@ rule quantify:
         samples=PROJECT.config["samples"],
         runs=PROJECT.config["runs"],
     output:
-        precursors=f"{RESULTS}/cohort/precursors.parquet",
-        proteins=f"{RESULTS}/cohort/proteins.tsv",
-        qc=f"{RESULTS}/cohort/quant_qc.tsv",
+        precursors=RESULTS.precursors(),
+        proteins=RESULTS.proteins(),
+        qc=RESULTS.quant_qc(),
     params:
         options=options("quantify"),
         report=lambda wildcards, input: "" if QUANT_MZML else input.report,

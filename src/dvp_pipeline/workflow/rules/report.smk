@@ -1,7 +1,9 @@
+# The reports read what the other stages wrote, through the same results layout.
+
 COHORT_TABLES = [
-    f"{RESULTS}/cohort/proteins.tsv",
-    f"{RESULTS}/cohort/quant_qc.tsv",
-    f"{RESULTS}/cohort/pathway_scores.tsv",
+    RESULTS.proteins(),
+    RESULTS.quant_qc(),
+    RESULTS.pathway_scores(),
     *rules.differential.output,
     *rules.pathways.output.tables,
 ]
@@ -9,19 +11,20 @@ COHORT_TABLES = [
 
 rule sample_report:
     input:
-        f"{RESULTS}/{{sample}}/labels.tif",
-        f"{RESULTS}/{{sample}}/cells_classified.parquet",
-        f"{RESULTS}/{{sample}}/thresholds.tsv",
-        f"{RESULTS}/{{sample}}/lmd/selection.tsv",
-        f"{RESULTS}/{{sample}}/lmd/preview.png",
+        RESULTS.labels("{sample}"),
+        RESULTS.cells_classified("{sample}"),
+        RESULTS.thresholds("{sample}"),
+        RESULTS.selection("{sample}"),
+        RESULTS.preview("{sample}"),
         COHORT_TABLES,
+        image=lambda wc: sample_field(wc.sample, "image"),
         samples=PROJECT.config["samples"],
         runs=PROJECT.config["runs"],
     output:
-        f"{RESULTS}/reports/{{sample}}.html",
+        RESULTS.sample_report("{sample}"),
     params:
         options=report_options(),
-        results=lambda wildcards, output: stage_folder(output),
+        results=results_root,
         config=workflow.configfiles[-1],
     log:
         "logs/report/{sample}.log",
@@ -30,7 +33,7 @@ rule sample_report:
         mem_mb=2000,
         runtime=10,
     shell:
-        "dvp report sample --sample {wildcards.sample} --results {params.results} --samples {input.samples:q} "
+        "dvp report sample --sample {wildcards.sample} --results {params.results:q} --samples {input.samples:q} "
         "--runs {input.runs:q} --out {output:q} --config {params.config:q} --options {params.options:q} 2> {log:q}"
 
 
@@ -42,10 +45,11 @@ rule cohort_report:
         samples=PROJECT.config["samples"],
         runs=PROJECT.config["runs"],
     output:
-        f"{RESULTS}/reports/cohort.html",
+        RESULTS.cohort_report(),
     params:
         options=report_options(),
-        results=lambda wildcards, output: stage_folder(output),
+        differential=options("differential"),
+        results=results_root,
         config=workflow.configfiles[-1],
     log:
         "logs/report/cohort.log",
@@ -54,5 +58,6 @@ rule cohort_report:
         mem_mb=2000,
         runtime=10,
     shell:
-        "dvp report cohort --results {params.results} --samples {input.samples:q} --runs {input.runs:q} "
-        "--out {output:q} --config {params.config:q} --options {params.options:q} 2> {log:q}"
+        "dvp report cohort --results {params.results:q} --samples {input.samples:q} --runs {input.runs:q} "
+        "--out {output:q} --config {params.config:q} --differential-options {params.differential:q} "
+        "--options {params.options:q} 2> {log:q}"

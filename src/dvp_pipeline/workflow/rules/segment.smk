@@ -12,9 +12,9 @@ if not PROJECT.config["segment"]["tiles_as_jobs"]:
         input:
             image=lambda wc: sample_field(wc.sample, "image"),
         output:
-            labels=f"{RESULTS}/{{sample}}/labels.tif",
-            nuclei=f"{RESULTS}/{{sample}}/nuclei.tif",
-            cells=f"{RESULTS}/{{sample}}/cells.parquet",
+            labels=RESULTS.labels("{sample}"),
+            nuclei=RESULTS.nuclei("{sample}"),
+            cells=RESULTS.cells("{sample}"),
         params:
             options=options("segment"),
             extra=segment_args,
@@ -37,7 +37,7 @@ else:
         input:
             image=lambda wc: sample_field(wc.sample, "image"),
         output:
-            plan=f"{RESULTS}/{{sample}}/tiles/plan.json",
+            plan=RESULTS.tile_plan("{sample}"),
         params:
             options=options("segment"),
             extra=segment_args,
@@ -54,9 +54,9 @@ else:
     rule segment_tile:
         input:
             image=lambda wc: sample_field(wc.sample, "image"),
-            plan=f"{RESULTS}/{{sample}}/tiles/plan.json",
+            plan=RESULTS.tile_plan("{sample}"),
         output:
-            tile=temp(f"{RESULTS}/{{sample}}/tiles/{{tile}}.npz"),
+            tile=temp(RESULTS.tile("{sample}", "{tile}")),
         wildcard_constraints:
             tile=r"\d+",
         params:
@@ -77,12 +77,12 @@ else:
     rule segment_gather:
         input:
             image=lambda wc: sample_field(wc.sample, "image"),
-            plan=f"{RESULTS}/{{sample}}/tiles/plan.json",
+            plan=RESULTS.tile_plan("{sample}"),
             tiles=segment_tiles,
         output:
-            labels=f"{RESULTS}/{{sample}}/labels.tif",
-            nuclei=f"{RESULTS}/{{sample}}/nuclei.tif",
-            cells=f"{RESULTS}/{{sample}}/cells.parquet",
+            labels=RESULTS.labels("{sample}"),
+            nuclei=RESULTS.nuclei("{sample}"),
+            cells=RESULTS.cells("{sample}"),
         params:
             options=options("segment"),
             extra=segment_args,

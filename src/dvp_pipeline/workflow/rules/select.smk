@@ -1,13 +1,13 @@
 rule select:
     input:
-        cells=f"{RESULTS}/{{sample}}/cells_classified.parquet",
-        labels=f"{RESULTS}/{{sample}}/labels.tif",
+        cells=RESULTS.cells_classified("{sample}"),
+        labels=RESULTS.labels("{sample}"),
         image=lambda wc: sample_field(wc.sample, "image"),
     output:
-        xml=f"{RESULTS}/{{sample}}/lmd/{{sample}}.xml",
-        geojson=f"{RESULTS}/{{sample}}/lmd/shapes.geojson",
-        selection=f"{RESULTS}/{{sample}}/lmd/selection.tsv",
-        preview=f"{RESULTS}/{{sample}}/lmd/preview.png",
+        xml=RESULTS.lmd_xml("{sample}"),
+        geojson=RESULTS.shapes("{sample}"),
+        selection=RESULTS.selection("{sample}"),
+        preview=RESULTS.preview("{sample}"),
     params:
         options=options("select"),
         extra=segment_args,

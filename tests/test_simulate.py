@@ -1,4 +1,4 @@
-"""Tests for the synthetic demo cohort (dvp_pipeline.demo) and ``dvp demo``."""
+"""Tests for the synthetic data generators (dvp_pipeline.simulate) and ``dvp demo``."""
 
 import hashlib
 import re
@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from scipy import ndimage as ndi
 
-from dvp_pipeline import demo
+from dvp_pipeline import simulate
 from dvp_pipeline.errors import DVPError
 
 REPORT_COLUMNS = {  # DIA-NN 2.x main report columns the demo promises
@@ -48,27 +48,27 @@ N_PROTEINS = 600  # the planted sets and markers need about 330; the rest is fil
 
 @pytest.fixture(scope="module")
 def tissues():
-    return {cond: demo.simulate_tissue(cond, seed=3, size=320) for cond in demo.CONDITIONS}
+    return {cond: simulate.simulate_tissue(cond, seed=3, size=320) for cond in simulate.CONDITIONS}
 
 
 @pytest.fixture(scope="module")
 def proteomics():
-    return demo.simulate_proteomics(demo.demo_samples(), seed=5, n_proteins=N_PROTEINS)
+    return simulate.simulate_proteomics(simulate.demo_samples(), seed=5, n_proteins=N_PROTEINS)
 
 
 def test_demo_samples():
-    samples = demo.demo_samples(3)
+    samples = simulate.demo_samples(3)
     assert samples["sample"].tolist() == ["TEN01", "TEN02", "TEN03", "MPR01", "MPR02", "MPR03"]
     assert samples["condition"].tolist() == ["TEN"] * 3 + ["MPR"] * 3
     assert (samples["pixel_size_um"] == 0.5).all()
     with pytest.raises(DVPError, match="samples_per_condition"):
-        demo.demo_samples(0)
+        simulate.demo_samples(0)
 
 
 def test_tissue_is_deterministic():
-    a = demo.simulate_tissue("MPR", seed=11, size=160)
-    b = demo.simulate_tissue("MPR", seed=11, size=160)
-    c = demo.simulate_tissue("MPR", seed=12, size=160)
+    a = simulate.simulate_tissue("MPR", seed=11, size=160)
+    b = simulate.simulate_tissue("MPR", seed=11, size=160)
+    c = simulate.simulate_tissue("MPR", seed=12, size=160)
     np.testing.assert_array_equal(a.image, b.image)
     np.testing.assert_array_equal(a.labels, b.labels)
     pd.testing.assert_frame_equal(a.cells, b.cells)
@@ -111,7 +111,7 @@ def test_markers_stain_their_cell_types(tissues):
     for channel, kind in ((1, "keratinocyte"), (2, "cd8_t_cell"), (3, "macrophage")):
         means = ndi.mean(tissue.image[channel].astype(float), tissue.labels, ids)
         own, other = np.median(means[kinds == kind]), np.median(means[kinds != kind])
-        assert own > 2 * other, demo.CHANNELS[channel]
+        assert own > 2 * other, simulate.CHANNELS[channel]
     # DAPI is brighter over nuclei (inside cells) than between cells.
     assert tissue.image[0][tissue.labels > 0].mean() > 2 * tissue.image[0][tissue.labels == 0].mean()
 
@@ -119,7 +119,7 @@ def test_markers_stain_their_cell_types(tissues):
 def test_report_columns_and_identifiers(proteomics):
     report = proteomics.report
     assert REPORT_COLUMNS <= set(report.columns)
-    runs = [f"{s}_{t}" for s in demo.demo_samples()["sample"] for t in demo.CELL_TYPES]
+    runs = [f"{s}_{t}" for s in simulate.demo_samples()["sample"] for t in simulate.CELL_TYPES]
     assert sorted(report["Run"].unique()) == sorted(runs)
     assert (report["Decoy"] == 0).all()
     assert report["Protein.Group"].str.fullmatch(r"DVP\d{5}(;DVP\d{5})*").all()
@@ -136,11 +136,11 @@ def test_report_columns_and_identifiers(proteomics):
         report["Precursor.Normalised"], report["Precursor.Quantity"] * report["Normalisation.Factor"], rtol=1e-3
     )
     # Gene symbols come from the package's gene sets; all planted-set members are measurable.
-    symbols = {g for genes in demo.read_gmt_symbols().values() for g in genes}
+    symbols = {g for genes in simulate.read_gmt_symbols().values() for g in genes}
     genes = {g for group in proteomics.proteins["genes"] for g in group.split(";")}
     assert genes <= symbols
-    sets = demo.read_gmt_symbols()
-    for name in demo.PLANTED_SETS:
+    sets = simulate.read_gmt_symbols()
+    for name in simulate.PLANTED_SETS:
         assert set(sets[name]) <= genes, name
 
 
@@ -189,22 +189,22 @@ def test_planted_proteins_are_up_in_ten_keratinocytes(proteomics):
     assert abs(per_protein[~planted].median()) < 0.2
     assert (per_protein[planted] > 0.5).mean() > 0.8 and (per_protein[~planted] > 0.5).mean() < 0.1
     assert np.corrcoef(per_protein[planted], truth.loc[planted, "log2fc_keratinocyte"])[0, 1] > 0.3
-    effects = proteomics.proteins[[f"log2fc_{t}" for t in demo.CELL_TYPES]].to_numpy()
+    effects = proteomics.proteins[[f"log2fc_{t}" for t in simulate.CELL_TYPES]].to_numpy()
     planted_all = proteomics.proteins["planted"].to_numpy()
     assert (effects[~planted_all] == 0).all()
     assert ((effects[planted_all] >= 1) & (effects[planted_all] <= 2)).all()
 
 
 def test_proteomics_is_deterministic_and_validates():
-    samples = demo.demo_samples(1)
-    a = demo.simulate_proteomics(samples, seed=2, n_proteins=N_PROTEINS)
-    b = demo.simulate_proteomics(samples, seed=2, n_proteins=N_PROTEINS)
+    samples = simulate.demo_samples(1)
+    a = simulate.simulate_proteomics(samples, seed=2, n_proteins=N_PROTEINS)
+    b = simulate.simulate_proteomics(samples, seed=2, n_proteins=N_PROTEINS)
     pd.testing.assert_frame_equal(a.report, b.report)
     pd.testing.assert_frame_equal(a.proteins, b.proteins)
     with pytest.raises(DVPError, match="n_proteins"):
-        demo.simulate_proteomics(samples, n_proteins=50)
+        simulate.simulate_proteomics(samples, n_proteins=50)
     with pytest.raises(DVPError, match="condition"):
-        demo.simulate_proteomics(samples.assign(condition="healthy"))
+        simulate.simulate_proteomics(samples.assign(condition="healthy"))
 
 
 def _digests(folder):
@@ -217,8 +217,8 @@ def _digests(folder):
 
 def test_write_demo_files_and_determinism(tmp_path):
     kwargs = dict(seed=4, samples_per_condition=1, image_size=128, n_proteins=N_PROTEINS)
-    summary = demo.write_demo(tmp_path / "a", **kwargs)
-    demo.write_demo(tmp_path / "b", **kwargs)
+    summary = simulate.write_demo(tmp_path / "a", **kwargs)
+    simulate.write_demo(tmp_path / "b", **kwargs)
     a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
     assert sorted(a) == sorted(summary["files"])
     # Everything but the two files that name the folder is byte-identical.
@@ -232,14 +232,14 @@ def test_write_demo_files_and_determinism(tmp_path):
         series = tif.series[0]
         assert series.axes == "CYX" and series.shape == (4, 128, 128) and series.dtype == np.uint16
         names = re.findall(r'<Channel [^>]*Name="([^"]+)"', tif.ome_metadata)
-        assert names == list(demo.CHANNELS)
+        assert names == list(simulate.CHANNELS)
         assert 'PhysicalSizeX="0.5"' in tif.ome_metadata and 'PhysicalSizeY="0.5"' in tif.ome_metadata
     labels = tifffile.imread(folder / "truth" / "MPR01_labels.tif")
     cells = pd.read_csv(folder / "truth" / "MPR01_cells.tsv", sep="\t")
     assert labels.dtype == np.uint32
     assert set(np.unique(labels)) - {0} == set(cells["cell_id"])
     assert summary["cells"]["MPR01"] == {
-        t: int((cells.cell_type == t).sum()) for t in (*demo.CELL_TYPES, demo.UNASSIGNED)
+        t: int((cells.cell_type == t).sum()) for t in (*simulate.CELL_TYPES, simulate.UNASSIGNED)
     }
     report = pd.read_parquet(folder / "diann_report.parquet")
     assert REPORT_COLUMNS <= set(report.columns)

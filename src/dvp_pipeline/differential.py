@@ -1,0 +1,384 @@
+"""The differential stage: every test the config asks for, prepared and run with limma's moderated t.
+
+Sits between quantification and pathways. :func:`differential_tests` turns the runs sheet and the
+``differential`` options into tests (each contrast within each cell type, then the interactions);
+:func:`prepare_test` normalises each cell type's runs (:mod:`dvp_pipeline.normalize`), filters
+proteins by valid values and imputes as configured; :func:`differential_analysis` runs them all with
+:func:`dvp_pipeline.stats.moderated_ttest` and returns the tables the CLI writes. The pathway stage
+prepares its matrices with the same functions, so both stages test the same proteins.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from dvp_pipeline.options import DifferentialOptions
+>>> samples = pd.DataFrame({"sample": ["s1", "s2"], "condition": ["TEN", "MPR"]})
+>>> runs = pd.DataFrame({"run": ["r1", "r2"], "sample": ["s1", "s2"], "cell_type": ["keratinocyte"] * 2})
+>>> options = DifferentialOptions.from_mapping({"contrasts": [["TEN", "MPR"]]})
+>>> [t.key for t in differential_tests(samples, runs, options)]
+['keratinocyte/TEN_vs_MPR']
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dvp_pipeline.errors import DVPError
+from dvp_pipeline.normalize import normalize_within, run_normalizer
+from dvp_pipeline.options import DifferentialOptions
+from dvp_pipeline.stats import moderated_ttest
+
+__all__ = [
+    "DifferentialResults",
+    "DifferentialTest",
+    "PreparedTest",
+    "differential_analysis",
+    "differential_tests",
+    "impute_missing",
+    "normalize_runs",
+    "prepare_test",
+    "run_test",
+    "valid_value_filter",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DifferentialTest:
+    """One test of the differential section: where it is written, its groups and its contrast.
+
+    ``groups`` maps each run to its group: the condition for a contrast within a cell type,
+    ``{cell_type}.{condition}`` for an interaction.
+    """
+
+    folder: str
+    name: str
+    groups: pd.Series
+    cell_types: pd.Series
+    weights: dict[str, float]
+    description: str
+
+    @property
+    def key(self) -> str:
+        """``{folder}/{name}``, e.g. ``keratinocyte/TEN_vs_MPR``: the test's place in the results."""
+        return f"{self.folder}/{self.name}"
+
+
+@dataclass
+class PreparedTest:
+    """A test's matrix after normalisation, filtering and imputation, with what was done to it."""
+
+    matrix: pd.DataFrame
+    imputed: pd.DataFrame
+    covariates: pd.DataFrame | None
+    methods: dict
+
+
+@dataclass
+class DifferentialResults:
+    """The differential stage's output: one limma table per test (by key) and the methods record."""
+
+    tests: list[DifferentialTest]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    methods: dict[str, dict] = field(default_factory=dict)
+
+
+def differential_tests(
+    samples: pd.DataFrame, runs: pd.DataFrame, options: DifferentialOptions
+) -> list[DifferentialTest]:
+    """Every test the differential options ask for: each contrast in each cell type, then the interactions."""
+    condition = runs["sample"].map(samples.set_index("sample")["condition"])
+    tests = []
+    for cell_type in dict.fromkeys(runs["cell_type"]):
+        for num, den in options.contrasts:
+            chosen = (runs["cell_type"] == cell_type) & condition.isin([num, den])
+            if not chosen.any():
+                raise DVPError(f"no runs of cell type '{cell_type}' in conditions {num} or {den}")
+            index = runs.loc[chosen, "run"].to_numpy()
+            tests.append(
+                DifferentialTest(
+                    folder=cell_type,
+                    name=f"{num}_vs_{den}",
+                    groups=pd.Series(condition[chosen].to_numpy(), index=index),
+                    cell_types=pd.Series(cell_type, index=index),
+                    weights={num: 1.0, den: -1.0},
+                    description=f"{num} - {den} in {cell_type}",
+                )
+            )
+    for i, interaction in enumerate(options.interactions):
+        tests.append(_interaction_test(i, interaction, runs, condition))
+    return tests
+
+
+def _interaction_test(i: int, interaction: list[str], runs: pd.DataFrame, condition: pd.Series) -> DifferentialTest:
+    num, den, type_a, type_b = interaction
+    for cell_type in (type_a, type_b):
+        if cell_type not in set(runs["cell_type"]):
+            raise DVPError(
+                f"differential.interactions[{i}]: cell type '{cell_type}' is not in the runs sheet "
+                f"(cell types: {', '.join(dict.fromkeys(runs['cell_type']))})"
+            )
+    if type_a == type_b or num == den:
+        raise DVPError(f"differential.interactions[{i}]: needs two different conditions and two cell types")
+    chosen = runs["cell_type"].isin([type_a, type_b]) & condition.isin([num, den])
+    index = runs.loc[chosen, "run"].to_numpy()
+    labels = runs.loc[chosen, "cell_type"].to_numpy() + "." + condition[chosen].to_numpy()
+    weights = {f"{type_a}.{num}": 1.0, f"{type_a}.{den}": -1.0, f"{type_b}.{num}": -1.0, f"{type_b}.{den}": 1.0}
+    absent = sorted(set(weights) - set(labels))
+    if absent:
+        raise DVPError(f"differential.interactions[{i}]: no runs for {', '.join(absent)}")
+    return DifferentialTest(
+        folder=f"{type_a}_x_{type_b}",
+        name=f"{num}_vs_{den}",
+        groups=pd.Series(labels, index=index),
+        cell_types=pd.Series(runs.loc[chosen, "cell_type"].to_numpy(), index=index),
+        weights=weights,
+        description=f"({num} - {den} in {type_a}) - ({num} - {den} in {type_b})",
+    )
+
+
+def normalize_runs(matrix: pd.DataFrame, cell_types: pd.Series, options: DifferentialOptions) -> pd.DataFrame:
+    """The matrix normalised as ``differential.normalize`` says, each cell type's runs on their own."""
+    return normalize_within(matrix, cell_types, run_normalizer(options.normalize, section="differential"))
+
+
+def prepare_test(
+    proteins: pd.DataFrame,
+    samples: pd.DataFrame,
+    runs: pd.DataFrame,
+    test: DifferentialTest,
+    options: DifferentialOptions,
+) -> PreparedTest:
+    """The protein matrix of one test: normalised per cell type, filtered, imputed as the options say."""
+    groups = test.groups
+    missing = [r for r in groups.index if r not in proteins.columns]
+    if missing:
+        raise DVPError(f"runs {', '.join(missing)} are in the runs sheet but not in the protein matrix")
+    matrix = proteins[list(groups.index)]
+    matrix = matrix[matrix.notna().any(axis=1)]
+    matrix = normalize_runs(matrix, test.cell_types, options)
+    n_before = len(matrix)
+    matrix = valid_value_filter(
+        matrix,
+        groups,
+        min_per_group=options.min_valid_per_group,
+        min_fraction=options.min_valid_fraction,
+        require=options.valid_in,
+    )
+    matrix, imputed = impute_missing(
+        matrix, method=options.impute, width=options.impute_width, shift=options.impute_shift, seed=options.seed
+    )
+    covariates = _covariates(samples, runs, test, options) if options.covariates else None
+    return PreparedTest(matrix, imputed, covariates, _methods_record(test, options, len(matrix), n_before, imputed))
+
+
+def _covariates(
+    samples: pd.DataFrame, runs: pd.DataFrame, test: DifferentialTest, options: DifferentialOptions
+) -> pd.DataFrame:
+    """The design covariates of a test's runs, one factor column per samples-sheet column."""
+    sheet = samples.set_index("sample")
+    run_sample = runs.set_index("run")["sample"].loc[list(test.groups.index)]
+    columns = {}
+    for column in options.covariates:
+        if column != "sample" and column not in sheet.columns:
+            raise DVPError(
+                f"differential.covariates: '{column}' is not a column of the samples sheet "
+                f"(columns: {', '.join(['sample', *sheet.columns])})"
+            )
+        values = run_sample if column == "sample" else run_sample.map(sheet[column])
+        if values.isna().any():
+            raise DVPError(f"differential.covariates: '{column}' is empty for some samples of {test.key}")
+        columns[column] = values.astype(str).to_numpy()
+    return pd.DataFrame(columns, index=test.groups.index)
+
+
+def _methods_record(
+    test: DifferentialTest, options: DifferentialOptions, n_kept: int, n_before: int, imputed: pd.DataFrame
+) -> dict:
+    """What was done to a test's matrix, for ``methods.json``."""
+    valid = (
+        f"at least {options.min_valid_fraction:.0%} of the runs"
+        if options.min_valid_fraction is not None
+        else f"at least {options.min_valid_per_group} values"
+    )
+    if options.impute == "perseus":
+        impute = (
+            f"perseus (down-shift {options.impute_shift} sd, width {options.impute_width} sd, "
+            f"per run, seed {options.seed})"
+        )
+    else:
+        impute = "none" if options.impute == "none" else f"{options.impute} (run minimum)"
+    return {
+        "test": test.description,
+        "groups": {g: int(n) for g, n in test.groups.value_counts().sort_index().items()},
+        "design": "~0 + group" + "".join(f" + {c}" for c in options.covariates),
+        "normalize": options.normalize + " (per cell type)",
+        "valid_value_filter": f"{valid} in {options.valid_in} group; {n_kept} of {n_before} proteins kept",
+        "impute": impute,
+        "imputed_values": int(imputed.to_numpy().sum()),
+        "eBayes": f"trend={options.trend}, robust={options.robust}",
+    }
+
+
+def run_test(prepared: PreparedTest, test: DifferentialTest, options: DifferentialOptions) -> pd.DataFrame:
+    """limma's moderated t of one prepared test, with the differential options' trend and robust."""
+    return moderated_ttest(
+        prepared.matrix,
+        test.groups,
+        contrast=test.weights,
+        covariates=prepared.covariates,
+        trend=options.trend,
+        robust=options.robust,
+    )
+
+
+def differential_analysis(
+    proteins: pd.DataFrame,
+    samples: pd.DataFrame,
+    runs: pd.DataFrame,
+    options: DifferentialOptions,
+    *,
+    genes: pd.Series | None = None,
+) -> DifferentialResults:
+    """Run every test of the differential section: the library function behind ``dvp differential``.
+
+    Parameters
+    ----------
+    proteins
+        Proteins x runs, log2 (NaN = not quantified), as ``dvp quantify`` writes it.
+    samples, runs
+        The samples and runs sheets.
+    options
+        The ``differential`` section.
+    genes
+        Gene names per protein, written as the tables' ``genes`` column.
+
+    Returns
+    -------
+    One table per test (keyed ``{folder}/{name}``) with limma's columns plus ``n_valid_{group}`` and
+    ``n_imputed_{group}``, and per test a record of the design, filter, normalisation, imputation and
+    eBayes priors (medians when trend or robust make them per protein).
+    """
+    results = DifferentialResults(tests=differential_tests(samples, runs, options))
+    for test in results.tests:
+        prepared = prepare_test(proteins, samples, runs, test, options)
+        table = run_test(prepared, test, options)
+        record = prepared.methods
+        for key in ("s2.prior", "df.prior"):
+            value = float(np.median(table.attrs[key]))
+            record[key] = value if np.isfinite(value) else str(value)  # JSON has no Infinity
+        for g in test.weights:
+            runs_of_g = test.groups.index[test.groups == g]
+            imputed = prepared.imputed.loc[:, runs_of_g].sum(axis=1)
+            table[f"n_valid_{g}"] = prepared.matrix.loc[:, runs_of_g].notna().sum(axis=1) - imputed
+            table[f"n_imputed_{g}"] = imputed
+        table.insert(0, "genes", genes.reindex(table.index) if genes is not None else np.nan)
+        results.tables[test.key] = table.reset_index()
+        results.methods[test.key] = record
+        log.info(
+            "%s: %d proteins tested, %d at adj.P.Val < 0.05, %d imputed values",
+            test.description,
+            len(table),
+            int((table["adj.P.Val"] < 0.05).sum()),
+            record["imputed_values"],
+        )
+        if record["imputed_values"]:
+            log.warning("%s: %d imputed values enter the test", test.key, record["imputed_values"])
+    return results
+
+
+def valid_value_filter(
+    matrix: pd.DataFrame,
+    groups: pd.Series,
+    *,
+    min_per_group: int = 2,
+    min_fraction: float | None = None,
+    require: str = "each",
+) -> pd.DataFrame:
+    """Keep features with enough observed values per group.
+
+    Parameters
+    ----------
+    matrix
+        Features x samples, NaN for missing values.
+    groups
+        Group of each sample.
+    min_per_group
+        Least number of observed values a group needs.
+    min_fraction
+        If given, a group instead needs this fraction of its samples observed (rounded up).
+    require
+        ``"each"``: every group must pass (the default, safe without imputation); ``"any"``: at least
+        one group (Perseus' "in at least one group", for on/off proteins, usually with imputation).
+    """
+    if require not in ("each", "any"):
+        raise DVPError(f"valid_value_filter: require must be 'each' or 'any', not '{require}'")
+    g = groups.loc[matrix.columns]
+    counts = matrix.notna().T.groupby(g).sum().T
+    if min_fraction is not None:
+        sizes = g.value_counts().reindex(counts.columns)
+        needed = np.ceil(min_fraction * sizes.to_numpy() - 1e-9)
+    else:
+        needed = np.full(counts.shape[1], float(min_per_group))
+    passing = counts.to_numpy() >= needed
+    keep = passing.all(axis=1) if require == "each" else passing.any(axis=1)
+    return matrix[keep]
+
+
+def impute_missing(
+    matrix: pd.DataFrame,
+    *,
+    method: str = "perseus",
+    width: float = 0.3,
+    shift: float = 1.8,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Replace missing values, assuming they are below the detection limit.
+
+    Parameters
+    ----------
+    matrix
+        Features x runs, log2.
+    method
+        ``"perseus"``: draws per run from a normal distribution down-shifted by ``shift`` standard
+        deviations of the run's values and ``width`` times as wide (Perseus' defaults 1.8 and 0.3);
+        ``"minimum"``: the run's smallest observed value; ``"none"``: unchanged.
+    seed
+        Random seed. Each run draws from its own stream, seeded by ``seed`` and the run's name, in
+        the order of the sorted feature names, so the values do not depend on row or column order.
+
+    Returns
+    -------
+    The imputed matrix and a boolean mask of the imputed cells.
+    """
+    mask = matrix.isna()
+    if method == "none":
+        return matrix.copy(), mask & False
+    if method not in ("perseus", "minimum"):
+        raise DVPError(f"impute: method must be none, perseus or minimum, not '{method}'")
+    out = matrix.copy()
+    order = np.argsort(matrix.index.astype(str).to_numpy(), kind="stable")
+    for run in matrix.columns:
+        column = matrix[run].to_numpy(dtype=float, copy=True)
+        missing = np.isnan(column)
+        if not missing.any():
+            continue
+        observed = column[~missing]
+        if observed.size < 2:
+            raise DVPError(f"impute: run '{run}' has fewer than 2 values; cannot estimate its distribution")
+        if method == "minimum":
+            column[missing] = observed.min()
+        else:
+            rng = np.random.default_rng([seed, zlib.crc32(str(run).encode())])
+            sd = observed.std(ddof=1)
+            draws = rng.normal(observed.mean() - shift * sd, width * sd, size=column.size)
+            filled = np.empty(column.size)
+            filled[order] = draws  # one draw per feature in sorted-name order
+            column[missing] = filled[missing]
+        out[run] = column
+    return out, mask

@@ -1,0 +1,133 @@
+"""The results layout: where every stage writes its files, defined once.
+
+The Snakemake rules, the command line and the report all ask a :class:`Results` for paths, so a
+file that moves moves everywhere at once. Pass a wildcard such as ``"{sample}"`` as the sample to
+get a rule's output pattern.
+
+Examples
+--------
+>>> from dvp_pipeline.layout import Results
+>>> results = Results("results")
+>>> results.cells("TEN01")
+'results/TEN01/cells.parquet'
+>>> results.differential("keratinocyte", "TEN_vs_MPR")
+'results/cohort/differential/keratinocyte/TEN_vs_MPR.tsv'
+>>> results.cells("{sample}")
+'results/{sample}/cells.parquet'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["EXTRA_PATHWAY_METHODS", "Results"]
+
+#: Pathway methods written to their own folders next to camera's (``pathways_{method}/``).
+EXTRA_PATHWAY_METHODS = ("ora", "gsea")
+
+
+@dataclass(frozen=True)
+class Results:
+    """Paths under one results folder (``results`` in the workflow's working directory)."""
+
+    root: str = "results"
+
+    def _path(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    # per sample: segment
+    def sample_dir(self, sample: str) -> str:
+        return self._path(sample)
+
+    def labels(self, sample: str) -> str:
+        """uint32 cell labels (0 = background)."""
+        return self._path(sample, "labels.tif")
+
+    def nuclei(self, sample: str) -> str:
+        """uint32 nucleus labels; nucleus k belongs to cell k."""
+        return self._path(sample, "nuclei.tif")
+
+    def cells(self, sample: str) -> str:
+        """The measured cells table."""
+        return self._path(sample, "cells.parquet")
+
+    def tile_plan(self, sample: str) -> str:
+        """The tiling plan when tiles are jobs."""
+        return self._path(sample, "tiles", "plan.json")
+
+    def tile(self, sample: str, index: int | str) -> str:
+        """One tile's labels when tiles are jobs."""
+        return self._path(sample, "tiles", f"{index}.npz")
+
+    # per sample: classify
+    def cells_classified(self, sample: str) -> str:
+        return self._path(sample, "cells_classified.parquet")
+
+    def thresholds(self, sample: str) -> str:
+        return self._path(sample, "thresholds.tsv")
+
+    def anndata(self, sample: str) -> str:
+        return self._path(sample, "cells.h5ad")
+
+    # per sample: select
+    def lmd_xml(self, sample: str) -> str:
+        """The Leica LMD file, named after the sample (the microscope shows the name)."""
+        return self._path(sample, "lmd", f"{sample}.xml")
+
+    def shapes(self, sample: str) -> str:
+        return self._path(sample, "lmd", "shapes.geojson")
+
+    def selection(self, sample: str) -> str:
+        return self._path(sample, "lmd", "selection.tsv")
+
+    def preview(self, sample: str) -> str:
+        return self._path(sample, "lmd", "preview.png")
+
+    # cohort: classifier
+    def classifier_model(self) -> str:
+        return self._path("cohort", "classifier", "model.json")
+
+    def classifier_confusion(self) -> str:
+        return self._path("cohort", "classifier", "confusion.tsv")
+
+    def classifier_summary(self) -> str:
+        return self._path("cohort", "classifier", "summary.json")
+
+    # cohort: quantify
+    def precursors(self) -> str:
+        return self._path("cohort", "precursors.parquet")
+
+    def proteins(self) -> str:
+        return self._path("cohort", "proteins.tsv")
+
+    def quant_qc(self) -> str:
+        return self._path("cohort", "quant_qc.tsv")
+
+    # cohort: differential and pathways; a test's key is "{folder}/{name}" (e.g. keratinocyte/TEN_vs_MPR)
+    def differential_dir(self) -> str:
+        return self._path("cohort", "differential")
+
+    def differential(self, folder: str, name: str) -> str:
+        return self._path("cohort", "differential", folder, f"{name}.tsv")
+
+    def differential_methods(self) -> str:
+        return self._path("cohort", "differential", "methods.json")
+
+    def pathways_dir(self, method: str = "camera") -> str:
+        return self._path("cohort", "pathways" if method == "camera" else f"pathways_{method}")
+
+    def pathways(self, folder: str, name: str, method: str = "camera") -> str:
+        return f"{self.pathways_dir(method)}/{folder}/{name}.tsv"
+
+    def pathway_scores(self) -> str:
+        return self._path("cohort", "pathway_scores.tsv")
+
+    # reports
+    def reports_dir(self) -> str:
+        return self._path("reports")
+
+    def sample_report(self, sample: str) -> str:
+        return self._path("reports", f"{sample}.html")
+
+    def cohort_report(self) -> str:
+        return self._path("reports", "cohort.html")

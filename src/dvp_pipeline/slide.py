@@ -1,0 +1,364 @@
+"""The segment stage on a whole slide: tiles segmented, stitched and measured, memory bounded by the tile.
+
+The first stage of the pipeline, behind ``dvp segment``. :func:`plan_slide` fixes the tiling (and the
+classical method's whole-image threshold); :func:`segment_slide` runs the one tile loop
+(:func:`dvp_pipeline.tiling.stitch_tiles`), measuring each tile's cells as it goes
+(:func:`dvp_pipeline.features.measure_cells`). Whole-slide labels are assembled in a zarr array on
+disk and streamed into a tiled TIFF, and each tile's cells table is streamed to a scratch Parquet
+file; only the centroids of all cells stay in memory, for the neighbourhood counts, which are added
+as the table is copied into place. Small images are held in memory, and without output paths the
+result is returned in memory (a notebook's path), through the same loop.
+
+For a cluster the tiles can be separate jobs: :func:`segment_plan_tile` segments one tile of a plan
+(saved with :func:`save_tile`), and :func:`segment_slide` with ``tiles=`` stitches the saved tiles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+
+from dvp_pipeline import io
+from dvp_pipeline.errors import DVPError
+from dvp_pipeline.features import add_neighbourhood_counts, measure_cells
+from dvp_pipeline.options import SegmentOptions
+from dvp_pipeline.tiling import Tile, plan_tiles, segment_tile, stitch_tiles, tiles_of
+
+__all__ = [
+    "SegmentedSlide",
+    "load_tile",
+    "method_options",
+    "plan_slide",
+    "read_plan",
+    "save_tile",
+    "segment_plan_tile",
+    "segment_slide",
+    "write_labels",
+]
+
+# Below this many pixels the labels are assembled in memory; above it in a zarr array on disk.
+IN_MEMORY_PIXELS = 64_000_000
+
+
+def method_options(
+    options: SegmentOptions, names: Sequence[str], *, nuclear_channel: str | None, pixel_size_um: float, source: str
+) -> tuple[str, dict]:
+    """The method and its options for :func:`dvp_pipeline.segmentation.segment`, channel names as indices."""
+
+    def channel_index(name: str, what: str) -> int:
+        if name not in names:
+            raise DVPError(f"{source}: {what} {name!r} is not a channel; channels are {', '.join(names)}")
+        return list(names).index(name)
+
+    method = options.method
+    settings = options.method_options.to_dict()
+    for key in ("cytoplasm_channel", "membrane_channel"):
+        if settings.get(key) is not None:
+            settings[key] = channel_index(settings[key], f"segment.{method}.{key}")
+    settings["nuclear_channel"] = channel_index(nuclear_channel, "nuclear channel") if nuclear_channel else 0
+    settings["pixel_size_um"] = pixel_size_um
+    return method, settings
+
+
+def plan_slide(
+    image, options: SegmentOptions, *, nuclear_channel: str | None, pixel_size_um: float, source: str = "image"
+) -> dict:
+    """The tiling plan of an image (JSON-ready): tiles, per-tile options and the channel names."""
+    names = list(image.names)
+    method, settings = method_options(
+        options, names, nuclear_channel=nuclear_channel, pixel_size_um=pixel_size_um, source=source
+    )
+    overlap = int(np.ceil(options.overlap_um / pixel_size_um))
+    plan = plan_tiles(image, method=method, tile_size=options.tile_size, overlap=overlap, options=settings)
+    plan["channels"] = names
+    return plan
+
+
+def read_plan(path: str | os.PathLike, image) -> dict:
+    """A plan written by ``dvp segment --write-plan``, checked against the image it is used on."""
+    try:
+        plan = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DVPError(f"{path}: not a readable tiling plan ({err})") from err
+    if list(plan.get("shape", [])) != list(image.shape) or plan.get("channels") != list(image.names):
+        raise DVPError(
+            f"{path}: plan is for an image of shape {plan.get('shape')} with channels {plan.get('channels')}, "
+            f"not {list(image.shape)} with {image.names}; write the plan again"
+        )
+    return plan
+
+
+def segment_plan_tile(image, plan: dict, index: int) -> tuple[Tile, np.ndarray, np.ndarray]:
+    """Segment tile ``index`` of a plan (a tile job): the tile and its cell and nucleus labels."""
+    tiles = tiles_of(plan)
+    if not 0 <= index < len(tiles):
+        raise DVPError(f"tile {index}: the plan has tiles 0..{len(tiles) - 1}")
+    cells, nuclei = segment_tile(image, tiles[index], plan=plan)
+    return tiles[index], cells, nuclei
+
+
+def save_tile(path: str | os.PathLike, tile: Tile, cells: np.ndarray, nuclei: np.ndarray) -> None:
+    """Write a tile job's labels (compressed NumPy archive, no pickles), atomically."""
+    with io.atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, index=tile.index, cells=cells, nuclei=nuclei)
+
+
+def load_tile(path: str | os.PathLike, expected: int) -> tuple[np.ndarray, np.ndarray]:
+    """A tile job's labels, checked to be tile ``expected`` of the plan."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            index, cells, nuclei = int(data["index"]), data["cells"], data["nuclei"]
+    except (OSError, ValueError, KeyError) as err:
+        raise DVPError(f"{path}: not a tile result of dvp segment --tile ({err})") from err
+    if index != expected:
+        raise DVPError(f"{path}: holds tile {index}, expected tile {expected} (give tiles in plan order)")
+    return cells, nuclei
+
+
+class _TileTables:
+    """Tiles' cells tables streamed to a scratch Parquet file, keeping only centroids in memory.
+
+    Whole-slide tables (77 columns for 4 channels, a million cells) would otherwise dominate the
+    memory of the segment stage; the neighbourhood counts need nothing but the centroids.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer = None
+        self.schema = None
+        self.centroids: list[np.ndarray] = []
+
+    def append(self, table: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            self.schema = arrow.schema
+            self.writer = pq.ParquetWriter(self.path, self.schema)
+        else:
+            # every tile's table comes from measure_cells with the same columns and types
+            arrow = pa.Table.from_pandas(table, schema=self.schema, preserve_index=False)
+        self.writer.write_table(arrow)
+        self.centroids.append(table[["centroid_y_um", "centroid_x_um"]].to_numpy(dtype=float))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def neighbours(self, radius_um: float) -> np.ndarray:
+        points = np.concatenate(self.centroids) if self.centroids else np.zeros((0, 2))
+        table = pd.DataFrame(points, columns=["centroid_y_um", "centroid_x_um"])
+        return add_neighbourhood_counts(table, radius_um=radius_um)["neighbours"].to_numpy()
+
+    def write(self, out: str | os.PathLike, neighbours: np.ndarray) -> None:
+        """Write the cells table with ``neighbours`` to ``out`` (Parquet or TSV), atomically."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.close()
+        with io.atomic_output(out) as tmp:
+            if not str(out).endswith(".parquet"):
+                with open(tmp, "w", encoding="utf-8", newline="") as text:
+                    for k, table in enumerate(self.read_back(neighbours)):
+                        table.to_csv(text, sep="\t", index=False, na_rep="NA", header=k == 0)
+                return
+            writer = None
+            try:
+                for table in self.read_back(neighbours):
+                    arrow = pa.Table.from_pandas(table, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, arrow.schema)
+                    writer.write_table(arrow)
+            finally:
+                if writer is not None:
+                    writer.close()
+
+    def read_back(self, neighbours: np.ndarray):
+        """The scratch table one tile (row group) at a time, with its cells' ``neighbours``."""
+        import pyarrow.parquet as pq
+
+        self.close()
+        source = pq.ParquetFile(self.path)
+        if source.num_row_groups == 0:  # a table without cells has no row groups
+            yield source.schema_arrow.empty_table().to_pandas().assign(neighbours=neighbours)
+            return
+        start = 0
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group).to_pandas()
+            table["neighbours"] = neighbours[start : start + len(table)]
+            start += len(table)
+            yield table
+
+
+@dataclass
+class SegmentedSlide:
+    """The segment stage's result; in memory unless output paths were given to :func:`segment_slide`.
+
+    ``labels`` and ``nuclei`` are (y, x) uint32 arrays (cells 1..N, nucleus k of cell k) and ``cells``
+    the cells table, or ``None`` when they were written to files; ``n_cells`` is always set.
+    """
+
+    n_cells: int
+    labels: np.ndarray | None = None
+    nuclei: np.ndarray | None = None
+    cells: pd.DataFrame | None = None
+
+
+def segment_slide(
+    image,
+    plan: dict,
+    *,
+    sample: str,
+    pixel_size_um: float,
+    neighbourhood_radius_um: float,
+    labels: str | os.PathLike | None = None,
+    nuclei: str | os.PathLike | None = None,
+    cells: str | os.PathLike | None = None,
+    tiles: Sequence[str | os.PathLike] | None = None,
+) -> SegmentedSlide:
+    """Segment and measure a slide tile by tile: the library function behind ``dvp segment``.
+
+    Parameters
+    ----------
+    image
+        An :class:`~dvp_pipeline.images.ImageSource` (read lazily) or anything with ``read``,
+        ``shape`` and ``names``.
+    plan
+        From :func:`plan_slide` (or :func:`read_plan`).
+    sample
+        Written to the cells table.
+    pixel_size_um, neighbourhood_radius_um
+        For the µm columns and the ``neighbours`` count.
+    labels, nuclei, cells
+        Output files (labels as tiled TIFF, the table as Parquet or TSV), written atomically after
+        all the work is done; all ``None`` returns the results in memory instead.
+    tiles
+        Saved tile-job results (:func:`save_tile`), in plan order, to stitch instead of segmenting.
+
+    Examples
+    --------
+    >>> from dvp_pipeline.images import open_image
+    >>> options = SegmentOptions.from_mapping({"tile_size": 256})
+    >>> with open_image(image_path) as image:
+    ...     plan = plan_slide(image, options, nuclear_channel="DAPI", pixel_size_um=0.5)
+    ...     result = segment_slide(image, plan, sample="TEN01", pixel_size_um=0.5, neighbourhood_radius_um=30)
+    >>> len(plan["tiles"]), result.n_cells == len(result.cells) == int(result.labels.max())
+    (4, True)
+    """
+    in_memory = labels is None and cells is None
+    if not in_memory and (labels is None or cells is None):
+        raise DVPError("segment_slide: give both the labels and the cells output, or neither")
+    plan_tiles_ = tiles_of(plan)
+    if tiles is not None and len(tiles) != len(plan_tiles_):
+        raise DVPError(f"{len(tiles)} tile file(s) given, the plan has {len(plan_tiles_)}")
+    if not in_memory:
+        Path(cells).parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".dvp-segment-", dir=None if in_memory else Path(cells).parent))
+    try:
+        cells_out, nuclei_out = _label_arrays(tuple(image.shape[1:]), scratch)
+        tables = _TileTables(scratch / "cells.parquet")
+        channel_max = np.zeros(image.shape[0])
+
+        def measure(tile, pixels, final_cells, final_nuclei, ids):
+            channel_max[:] = np.maximum(channel_max, pixels.reshape(pixels.shape[0], -1).max(axis=1))
+            if len(ids):
+                tables.append(
+                    measure_cells(
+                        final_cells,
+                        pixels,
+                        channel_names=image.names,
+                        pixel_size_um=pixel_size_um,
+                        sample=sample,
+                        nuclei=final_nuclei,
+                        offset=(tile.region[0], tile.region[2]),
+                    )
+                )
+
+        def saved_tile(tile, pixels):
+            cell_labels, nucleus_labels = load_tile(tiles[tile.index], tile.index)
+            if cell_labels.shape != pixels.shape[1:]:
+                raise DVPError(f"{tiles[tile.index]}: labels {cell_labels.shape} do not fit tile {tile.index}")
+            return cell_labels, nucleus_labels
+
+        stitch_tiles(
+            image,
+            plan,
+            cells_out=cells_out,
+            nuclei_out=nuclei_out,
+            tile_labels=None if tiles is None else saved_tile,
+            on_tile=measure,
+        )
+        empty = [name for name, peak in zip(image.names, channel_max, strict=True) if peak == 0]
+        if empty:
+            raise DVPError(
+                f"channel(s) {', '.join(empty)} are all zero (nothing was acquired); "
+                "drop them with --channels / the config's channels"
+            )
+        if tables.writer is None:
+            # no cells at all: still a table with every column, and no rows
+            tables.append(
+                measure_cells(
+                    np.zeros((1, 1), np.uint32),
+                    np.zeros((len(image.names), 1, 1)),
+                    channel_names=image.names,
+                    pixel_size_um=pixel_size_um,
+                    sample=sample,
+                    nuclei=np.zeros((1, 1), np.uint32),
+                )
+            )
+        neighbours = tables.neighbours(neighbourhood_radius_um)
+        if in_memory:
+            table = pd.concat(list(tables.read_back(neighbours)), ignore_index=True)
+            return SegmentedSlide(len(neighbours), np.asarray(cells_out), np.asarray(nuclei_out), table)
+        write_labels(cells_out, labels)
+        if nuclei is not None:
+            write_labels(nuclei_out, nuclei)
+        tables.write(cells, neighbours)
+        return SegmentedSlide(len(neighbours))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _label_arrays(shape: tuple[int, int], scratch: Path):
+    """Zero-filled cell and nucleus label arrays: in memory, or zarr arrays in ``scratch`` for whole slides."""
+    if shape[0] * shape[1] <= IN_MEMORY_PIXELS:
+        return np.zeros(shape, dtype=np.uint32), np.zeros(shape, dtype=np.uint32)
+    import zarr
+
+    chunks = (1024, 1024)
+    return tuple(
+        zarr.open_array(scratch / name, mode="w", shape=shape, dtype=np.uint32, chunks=chunks)
+        for name in ("cells", "nuclei")
+    )
+
+
+def write_labels(labels, path: str | os.PathLike) -> None:
+    """Write labels as a zlib-compressed tiled TIFF, streaming tiles from a zarr array when on disk."""
+    tile = 512
+    with io.atomic_output(path) as tmp:
+        if isinstance(labels, np.ndarray):
+            tifffile.imwrite(tmp, labels, compression="zlib", tile=(tile, tile) if labels.shape[0] > tile else None)
+            return
+        height, width = labels.shape
+
+        def tiles():
+            for y in range(0, height, tile):
+                for x in range(0, width, tile):
+                    block = np.zeros((tile, tile), dtype=np.uint32)
+                    part = np.asarray(labels[y : y + tile, x : x + tile])
+                    block[: part.shape[0], : part.shape[1]] = part
+                    yield block
+
+        tifffile.imwrite(tmp, tiles(), shape=(height, width), dtype=np.uint32, tile=(tile, tile), compression="zlib")

@@ -1,0 +1,157 @@
+"""Every stage through its library function, on small inputs, without the CLI or Snakemake.
+
+These are the functions the ``dvp`` subcommands call (each subcommand only parses, calls one of them
+and writes), so what is tested here is the production path: segment a slide, classify its cells,
+select them for laser microdissection, quantify a search-engine report, run the differential tests,
+score pathways and build the cohort report, chained on one simulated sample and a simulated cohort.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dvp_pipeline import simulate
+from dvp_pipeline.classify import classify_sample
+from dvp_pipeline.differential import differential_analysis
+from dvp_pipeline.images import open_image
+from dvp_pipeline.leica import read_lmd_xml
+from dvp_pipeline.options import (
+    ClassifyOptions,
+    DifferentialOptions,
+    PathwaysOptions,
+    QuantifyOptions,
+    ReportOptions,
+    SegmentOptions,
+    SelectOptions,
+)
+from dvp_pipeline.pathways import pathway_analysis
+from dvp_pipeline.quant import quantify_cohort
+from dvp_pipeline.report import cohort_report
+from dvp_pipeline.segmentation import match_labels
+from dvp_pipeline.selection import select_sample
+from dvp_pipeline.slide import plan_slide, segment_slide
+
+CHANNELS = list(simulate.CHANNELS)
+
+
+@pytest.fixture(scope="module")
+def tissue():
+    return simulate.simulate_tissue("TEN", seed=4, size=384)
+
+
+@pytest.fixture(scope="module")
+def segmented(tissue, tmp_path_factory):
+    path = tmp_path_factory.mktemp("slide") / "TEN01.ome.tif"
+    simulate.write_ome_tiff(tissue.image, path, channels=CHANNELS, pixel_size_um=0.5)
+    options = SegmentOptions.from_mapping({"tile_size": 256})
+    with open_image(path) as image:
+        plan = plan_slide(image, options, nuclear_channel="DAPI", pixel_size_um=0.5)
+        return segment_slide(image, plan, sample="TEN01", pixel_size_um=0.5, neighbourhood_radius_um=30)
+
+
+@pytest.fixture(scope="module")
+def classified(segmented):
+    return classify_sample(segmented.cells, ClassifyOptions.from_mapping({}))
+
+
+def test_segment_slide_in_memory(tissue, segmented):
+    assert segmented.n_cells == len(segmented.cells) == int(segmented.labels.max())
+    assert segmented.cells["cell_id"].tolist() == list(range(1, segmented.n_cells + 1))
+    assert {"neighbours", "mean_DAPI", "nucleus_mean_KRT14", "area_um2"} <= set(segmented.cells.columns)
+    assert set(np.unique(segmented.nuclei)) <= set(np.unique(segmented.labels))
+    assert match_labels(segmented.labels, tissue.labels)["f1"] > 0.9
+
+
+def test_classify_sample(tissue, segmented, classified):
+    cells, thresholds = classified
+    assert set(cells["cell_type"]) <= {"keratinocyte", "cd8_t_cell", "macrophage", "unassigned"}
+    assert set(thresholds["marker"]) == {"KRT14", "CD8", "CD163"}
+    # the planted type of the true cell under each centroid
+    y = cells["centroid_y"].round().astype(int).clip(0, 383)
+    x = cells["centroid_x"].round().astype(int).clip(0, 383)
+    truth = tissue.cells.set_index("cell_id")["cell_type"].reindex(tissue.labels[y, x])
+    assert (truth.to_numpy() == cells["cell_type"].to_numpy()).mean() > 0.85
+
+
+def test_select_sample(segmented, classified):
+    cells, _ = classified
+    options = SelectOptions.from_mapping({"cell_types": ["keratinocyte", "cd8_t_cell"], "max_cells_per_type": 20})
+    export = select_sample(cells, segmented.labels, options, sample="TEN01", pixel_size_um=0.5)
+    table = export.selection
+    assert 0 < len(table) <= 40 and set(table["cell_type"]) <= {"keratinocyte", "cd8_t_cell"}
+    assert table.groupby("cell_type")["well"].nunique().eq(1).all()
+    back = read_lmd_xml(export.collection.to_xml())
+    assert len(back.shapes) == len(table)
+    assert len(export.geojson["features"]) == len(table)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    samples = simulate.demo_samples(3)
+    proteomics = simulate.simulate_proteomics(samples, seed=5, n_proteins=600)
+    report = tmp_path_factory.mktemp("ms") / "report.parquet"
+    simulate.write_report(proteomics.report, report)
+    runs = pd.DataFrame(
+        [(f"{s}_{t}", s, t) for s in samples["sample"] for t in simulate.CELL_TYPES],
+        columns=["run", "sample", "cell_type"],
+    )
+    result = quantify_cohort(samples, runs, QuantifyOptions.from_mapping({"report": str(report)}))
+    proteins = result.proteins.set_index("protein")
+    return samples, runs, proteomics, result, proteins.drop(columns="genes"), proteins["genes"]
+
+
+def test_quantify_cohort(cohort):
+    _, runs, proteomics, result, matrix, _ = cohort
+    assert list(matrix.columns) == list(runs["run"])
+    assert len(matrix) > 500 and result.qc["run"].tolist() == list(runs["run"])
+    assert {"run", "protein", "precursor", "intensity"} <= set(result.precursors.columns)
+
+
+def test_differential_analysis_finds_the_planted_proteins(cohort):
+    samples, runs, proteomics, _, matrix, genes = cohort
+    options = DifferentialOptions.from_mapping({"contrasts": [["TEN", "MPR"]]})
+    results = differential_analysis(matrix, samples, runs, options, genes=genes)
+    assert [t.key for t in results.tests] == [f"{t}/TEN_vs_MPR" for t in simulate.CELL_TYPES]
+    table = results.tables["keratinocyte/TEN_vs_MPR"].set_index("protein")
+    truth = proteomics.proteins.set_index("protein")["log2fc_keratinocyte"].reindex(table.index)
+    # a quarter of these 600 proteins are planted up, so median centring pulls the rest down a little:
+    # the planted truth is checked on the proteins called up
+    found = table.index[(table["adj.P.Val"] < 0.05) & (table["logFC"] > 0)]
+    assert len(found) > 50 and (truth[found] > 0).mean() > 0.95
+    assert results.methods["keratinocyte/TEN_vs_MPR"]["design"] == "~0 + group"
+
+
+@pytest.fixture(scope="module")
+def pathways(cohort):
+    samples, runs, _, _, matrix, genes = cohort
+    differential = DifferentialOptions.from_mapping({"contrasts": [["TEN", "MPR"]]})
+    options = PathwaysOptions.from_mapping({"gene_sets": ["hallmark"], "methods": ["camera", "ora"]})
+    return pathway_analysis(matrix, genes, samples, runs, options, differential)
+
+
+def test_pathway_analysis_finds_the_planted_sets(pathways):
+    assert set(pathways.tables) == {"camera", "ora"}
+    camera = pathways.tables["camera"]["keratinocyte/TEN_vs_MPR"].set_index("set")
+    for name in simulate.PLANTED_SETS:
+        assert camera.loc[name, "FDR"] < 0.05 and camera.loc[name, "Direction"] == "Up", name
+    assert pathways.scores.shape[1] == 2 + 18  # set, collection, one column per run
+
+
+def test_cohort_report_from_the_stage_results(cohort, pathways):
+    samples, runs, _, result, matrix, genes = cohort
+    differential = differential_analysis(
+        matrix, samples, runs, DifferentialOptions.from_mapping({"contrasts": [["TEN", "MPR"]]}), genes=genes
+    )
+    html = cohort_report(
+        samples=samples,
+        runs=runs,
+        quant_qc=result.qc,
+        proteins=result.proteins,
+        differential={tuple(k.split("/")): t for k, t in differential.tables.items()},
+        pathways={tuple(k.split("/")): t for k, t in pathways.tables["camera"].items()},
+        pathway_scores=pathways.scores,
+        highlight=list(simulate.PLANTED_SETS),
+        options=ReportOptions.from_mapping({"title": "stage test"}),
+    )
+    assert html.startswith("<!DOCTYPE html>") and "stage test" in html
+    assert "HALLMARK_INTERFERON_GAMMA_RESPONSE" in html
