@@ -3,6 +3,7 @@
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -10,6 +11,7 @@ import yaml
 from dvp_pipeline.config import load_config, load_project, section_options
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.schema_docs import config_reference, starter_config
+from dvp_pipeline.simulate import write_ome_tiff
 
 ROOT = Path(__file__).parent.parent
 
@@ -21,13 +23,15 @@ def project(tmp_path):
     for name in ["config.yaml", "samples.tsv", "runs.tsv"]:
         shutil.copy(ROOT / "config" / name, tmp_path / "config" / name)
     samples = pd.read_csv(tmp_path / "config" / "samples.tsv", sep="\t")
+    tiny = np.zeros((4, 32, 32), np.uint16)
     for image in samples["image"]:
         (tmp_path / image).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / image).write_bytes(b"II*\0")
+        write_ome_tiff(tiny, tmp_path / image, channels=["DAPI", "KRT14", "CD8", "CD163"], pixel_size_um=0.5)
     runs = pd.read_csv(tmp_path / "config" / "runs.tsv", sep="\t")
-    pd.DataFrame({"Run": runs["run"], "Protein.Group": "P1", "Precursor.Id": "AK2"}).to_parquet(
-        tmp_path / "data" / "sample" / "diann_report.parquet"
-    )
+    columns = ["Q.Value", "PG.Q.Value", "Precursor.Normalised"]
+    pd.DataFrame(
+        {"Run": runs["run"], "Protein.Group": "P1", "Precursor.Id": "AK2", **dict.fromkeys(columns, 0.0)}
+    ).to_parquet(tmp_path / "data" / "sample" / "diann_report.parquet")
     return tmp_path
 
 
@@ -125,3 +129,157 @@ def test_section_options_fill_defaults_and_reject_typos():
     assert section_options({}, "classify", source="x")["threshold_method"] == "otsu"
     with pytest.raises(DVPError, match="x: select: unknown key 'max_cells'"):
         section_options({"max_cells": 3}, "select", source="x")
+
+
+def _load(project):
+    return load_project(project / "config" / "config.yaml", base=project)
+
+
+def _rename_condition(project, old, new):
+    path = project / "config" / "samples.tsv"
+    path.write_text(path.read_text().replace(f"\t{old}\t", f"\t{new}\t"))
+
+
+# Each of these once passed the dry run and failed (or went silently wrong) inside a job.
+LATE_MISTAKES = {
+    "nuclear channel not in the image": (
+        lambda c: c.update({"nuclear_channel": "DAPl"}),
+        r"nuclear_channel: channel 'DAPl' is not a channel of .*\(did you mean 'DAPI'\?\)",
+    ),
+    "configured channel absent from the OME names": (
+        lambda c: c.update({"channels": ["DAPI", "KRT14", "CD8", "CD68"]}),
+        r"row 2 \(sample TEN01\): .*channel\(s\) CD68 not in the image",
+    ),
+    "gating marker not a channel": (
+        lambda c: c["classify"]["cell_types"].append({"name": "b_cell", "positive": ["CD20"]}),
+        r"classify.cell_types\[3\] \(b_cell\).positive: channel 'CD20' is not a channel",
+    ),
+    "membrane channel not a channel": (
+        lambda c: c["segment"]["classical"].update({"membrane_channel": "WGA"}),
+        r"segment.classical.membrane_channel: channel 'WGA'",
+    ),
+    "cell type named unassigned": (
+        lambda c: c["classify"]["cell_types"].append({"name": "unassigned", "positive": ["CD8"]}),
+        r"'unassigned' is the label of cells that match no rule",
+    ),
+    "invalid well": (lambda c: c["select"].update({"wells": {"keratinocyte": "Z99"}}), r"select.wells.keratinocyte"),
+    "well for an unknown cell type": (
+        lambda c: c["select"].update({"wells": {"keratinocytes": "A1"}}),
+        r"select.wells: 'keratinocytes' is not a cell type .*did you mean 'keratinocyte'",
+    ),
+    "duplicate contrast": (
+        lambda c: c["differential"].update({"contrasts": [["TEN", "MPR"], ["TEN", "MPR"]]}),
+        r"differential.contrasts\[1\]: \['TEN', 'MPR'\] is listed twice",
+    ),
+    "confounded covariate": (
+        lambda c: c["differential"].update({"covariates": ["patient"]}),
+        r"'patient' is confounded with the groups in TEN - MPR in keratinocyte: 6 of 6 patient value\(s\)",
+    ),
+    "min_set_size above max_set_size": (
+        lambda c: c["pathways"].update({"min_set_size": 600}),
+        r"pathways.min_set_size \(600\) is larger than pathways.max_set_size \(500\)",
+    ),
+    "unknown gene-set collection": (
+        lambda c: c["pathways"].update({"gene_sets": ["hallmarks"]}),
+        r"gene sets 'hallmarks': neither a built-in collection",
+    ),
+    "unknown highlighted set": (
+        lambda c: c["pathways"].update({"highlight": ["HALLMARK_IL6_JAK_STAT3_SIGNALLING"]}),
+        r"pathways.highlight: gene set 'HALLMARK_IL6_JAK_STAT3_SIGNALLING' is in none .*did you mean "
+        r"'HALLMARK_IL6_JAK_STAT3_SIGNALING'",
+    ),
+    "report lacks the quantity column": (
+        lambda c: c["quantify"].update({"quantity": "Precursor.Quantity"}),
+        r"diann_report.parquet: missing column\(s\) Precursor.Quantity expected in DIA-NN",
+    ),
+    "report lacks the match-between-runs columns": (
+        lambda c: c["quantify"].update({"match_between_runs": True}),
+        r"missing column\(s\) Lib.Q.Value, Lib.PG.Q.Value",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(LATE_MISTAKES))
+def test_mistakes_that_used_to_fail_inside_a_job_are_caught_before(project, mistake):
+    change, message = LATE_MISTAKES[mistake]
+    _edit_config(project, change)
+    with pytest.raises(DVPError, match=message):
+        _load(project)
+
+
+def test_reserved_sample_names(project):
+    path = project / "config" / "samples.tsv"
+    for name in ("cohort", "reports"):
+        original = path.read_text()
+        path.write_text(original.replace("TEN01\t", f"{name}\t", 1))
+        runs = project / "config" / "runs.tsv"
+        runs_text = runs.read_text()
+        runs.write_text(runs_text.replace("\tTEN01\t", f"\t{name}\t"))
+        with pytest.raises(DVPError, match=rf"row 2: sample name '{name}' is reserved"):
+            _load(project)
+        path.write_text(original)
+        runs.write_text(runs_text)
+
+
+def test_contrasts_whose_output_names_collide(project):
+    _rename_condition(project, "TEN", "P")
+    path = project / "config" / "samples.tsv"
+    lines = path.read_text().splitlines()
+    # conditions P, Q_vs_P (rows of MPR) and P_vs_Q: P vs Q_vs_P and P_vs_Q vs P are both P_vs_Q_vs_P
+    lines[4] = lines[4].replace("\tMPR\t", "\tQ_vs_P\t")
+    lines[5] = lines[5].replace("\tMPR\t", "\tP_vs_Q\t")
+    path.write_text("\n".join(lines) + "\n")
+    _edit_config(project, lambda c: c["differential"].update({"contrasts": [["P", "Q_vs_P"], ["P_vs_Q", "P"]]}))
+    with pytest.raises(DVPError, match=r"would both be written to keratinocyte/P_vs_Q_vs_P.tsv"):
+        _load(project)
+
+
+def test_duplicate_yaml_keys_are_an_error(project):
+    path = project / "config" / "config.yaml"
+    path.write_text(path.read_text() + "\nnuclear_channel: KRT14\n")
+    with pytest.raises(DVPError, match=r"key 'nuclear_channel' appears twice \(line \d+ and line \d+\)"):
+        _load(project)
+
+
+def test_gene_set_files_with_one_stem_and_a_file_shadowing_a_builtin(project, monkeypatch):
+    for folder in ("a", "b"):
+        (project / folder).mkdir()
+        (project / folder / "sets.gmt").write_text("SET1\tdesc\tSTAT1\tSTAT3\n")
+    _edit_config(project, lambda c: c["pathways"].update({"gene_sets": ["hallmark", "a/sets.gmt", "b/sets.gmt"]}))
+    with pytest.raises(DVPError, match=r"'b/sets.gmt' and 'a/sets.gmt' would both be reported as collection 'sets'"):
+        _load(project)
+    (project / "hallmark").write_text("SET1\tdesc\tSTAT1\n")
+    _edit_config(project, lambda c: c["pathways"].update({"gene_sets": ["hallmark"]}))
+    monkeypatch.chdir(project)
+    with pytest.raises(DVPError, match=r"'hallmark': both a built-in collection and a file in this folder"):
+        _load(project)
+
+
+def test_the_dry_run_refuses_before_any_job_and_writes_nothing(project):
+    import subprocess
+    import sys
+
+    _edit_config(project, lambda c: c["differential"].update({"covariates": ["patient"]}))
+    done = subprocess.run(
+        [sys.executable, "-m", "dvp_pipeline", "run", "--dry-run"], cwd=project, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "'patient' is confounded" in done.stderr, done.stderr
+    assert not (project / "results").exists() and not (project / ".snakemake").exists()
+
+
+def test_a_users_gene_set_file_is_an_input_of_the_pathway_job(project):
+    """Editing one's own GMT file reruns the pathway tests (it used to rerun nothing)."""
+    import subprocess
+    import sys
+
+    (project / "my_sets.gmt").write_text("MY_SET\tdesc\tSTAT1\tSTAT3\tJAK1\tJAK2\tIRF1\n")
+    _edit_config(project, lambda c: c["pathways"].update({"gene_sets": ["hallmark", "my_sets.gmt"]}))
+    done = subprocess.run(
+        [sys.executable, "-m", "dvp_pipeline", "run", "--dry-run", "--", "results/cohort/pathway_scores.tsv"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    job = done.stdout[done.stdout.index("rule pathways:") :].split("\n\n")[0]
+    assert "my_sets.gmt" in job.split("input:")[1].splitlines()[0]

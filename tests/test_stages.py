@@ -155,3 +155,16 @@ def test_cohort_report_from_the_stage_results(cohort, pathways):
     )
     assert html.startswith("<!DOCTYPE html>") and "stage test" in html
     assert "HALLMARK_INTERFERON_GAMMA_RESPONSE" in html
+
+
+def test_a_cell_type_without_cells_is_warned_about(segmented, caplog):
+    rules = [
+        {"name": "keratinocyte", "positive": ["KRT14"]},
+        {"name": "ghost", "positive": ["CD8", "CD163", "KRT14"]},  # no cell is positive for all three
+    ]
+    cells, _ = classify_sample(segmented.cells, ClassifyOptions.from_mapping({"cell_types": rules}))
+    assert "ghost" not in set(cells["cell_type"])
+    assert any("no cell is typed ghost" in r.getMessage() for r in caplog.records)
+    options = SelectOptions.from_mapping({"cell_types": ["keratinocyte", "ghost"], "max_cells_per_type": 5})
+    select_sample(cells, segmented.labels, options, sample="TEN01", pixel_size_um=0.5)
+    assert any("TEN01: no ghost cell to cut" in r.getMessage() for r in caplog.records)

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -171,3 +172,40 @@ def test_cli_all_zero_channel_is_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "CD8 are all zero" in err
     assert not (tmp_path / "labels.tif").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("uniform noise", r"shows no nuclei: its brightest part stands only 2\.\d noise SDs"),
+        ("gaussian noise", r"shows no nuclei: its brightest part stands only 2\.\d noise SDs"),
+        ("poisson noise", r"shows no nuclei"),
+        ("constant", r"is uniform \(one value everywhere\)"),
+    ],
+)
+@pytest.mark.parametrize("tile_size", [2048, 256])
+def test_images_without_nuclei_are_refused_not_segmented(tmp_path, capsys, kind, message, tile_size):
+    """Otsu always splits: pure noise once gave 480 'cells' and a 402-shape cutting file."""
+    rng = np.random.default_rng(7)
+    image = {
+        "uniform noise": lambda: rng.integers(0, 4000, (2, 500, 500)),
+        "gaussian noise": lambda: rng.normal(800, 60, (2, 500, 500)).clip(0),
+        "poisson noise": lambda: rng.poisson(4, (2, 500, 500)),
+        "constant": lambda: np.full((2, 500, 500), 300),
+    }[kind]().astype(np.uint16)
+    image[1] = 100 + np.arange(500, dtype=np.uint16)  # a second channel with something in it
+    path = tmp_path / "noise.tif"
+    tifffile.imwrite(path, image, photometric="minisblack")
+    options = ["--options", json.dumps({"tile_size": tile_size})]
+    code = _segment(path, tmp_path, "--channels", "DAPI,CD8", "--pixel-size", "0.5", *options)
+    assert code == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "labels.tif").exists() and not (tmp_path / "cells.parquet").exists()
+
+
+def test_real_stains_pass_the_contrast_check(slide):
+    from dvp_pipeline.tiling import MIN_CONTRAST, plan_tiles
+
+    image = big_slide_tile(0, 0, 600, 600, seed=3)
+    plan = plan_tiles(image, tile_size=256, overlap=40, options={"pixel_size_um": 0.5})
+    assert plan["contrast"] > 5 * MIN_CONTRAST and not plan["blank"]

@@ -40,6 +40,7 @@ and approaches 1 for cells several spreads away from every threshold that decide
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -58,6 +59,8 @@ __all__ = [
     "save_model",
     "train_classifier",
 ]
+
+log = logging.getLogger(__name__)
 
 UNASSIGNED = "unassigned"
 TRANSFORMS = ("arcsinh", "log", "none")
@@ -198,6 +201,11 @@ def classify_sample(
     )
     if model is not None:
         classified = predict_cell_types(cells, model)
+    counts = classified["cell_type"].value_counts()
+    for name in options.type_names:
+        if not counts.get(name, 0):
+            # a run of this type would measure an empty well: say so now, not after the MS
+            log.warning("no cell is typed %s (of %d cells); check its rule and thresholds", name, len(classified))
     return classified, thresholds
 
 

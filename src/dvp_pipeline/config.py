@@ -22,7 +22,7 @@ import yaml
 
 from dvp_pipeline.errors import DVPError
 
-__all__ = ["Project", "load_config", "load_project", "read_sheet", "schema", "section_options", "validate"]
+__all__ = ["Project", "load_config", "load_yaml", "load_project", "read_sheet", "schema", "section_options", "validate"]
 
 SHEET_SCHEMAS = {"samples": "samples.schema.yaml", "runs": "runs.schema.yaml"}
 
@@ -104,15 +104,43 @@ def section_options(options: dict, section: str, *, source: str) -> dict:
     return options
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML lets the last win)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key '{key}' appears twice (line {seen[key]} and line {key_node.start_mark.line + 1}); "
+                "only one value can count",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def load_yaml(text: str, *, source: str):
+    """Parse YAML text safely, refusing duplicate keys; errors name ``source`` and the line."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise DVPError(f"{source}: not valid YAML ({err})") from err
+
+
 def load_config(path: str | Path) -> dict:
     """Read and validate ``config.yaml``; return it with every default filled."""
     path = Path(path)
     if not path.is_file():
         raise DVPError(f"{path}: config file not found")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise DVPError(f"{path}: not valid YAML ({err})") from err
+    config = load_yaml(path.read_text(encoding="utf-8"), source=str(path))
     if not isinstance(config, dict):
         raise DVPError(f"{path}: expected a mapping of keys to values at the top level")
     return validate(config, "config.schema.yaml", source=str(path))
@@ -196,53 +224,20 @@ def load_project(config: str | Path | dict, *, base: str | Path = ".", check_rep
     samples = read_sheet(samples_path, "samples")
     runs = read_sheet(runs_path, "runs")
 
-    for i, row in samples.iterrows():
-        if not (base / row["image"]).exists():
-            raise DVPError(f"{samples_path}, row {i + 2} (sample {row['sample']}): image '{row['image']}' not found")
-    known = set(samples["sample"])
-    for i, row in runs.iterrows():
-        if row["sample"] not in known:
-            raise DVPError(
-                f"{runs_path}, row {i + 2} (run {row['run']}): sample '{row['sample']}' "
-                f"is not in the samples sheet {samples_path}"
-            )
-    rules = [r["name"] for r in config["classify"]["cell_types"]]
-    if len(set(rules)) != len(rules):
-        raise DVPError(f"{source}: classify.cell_types: each rule needs a distinct name")
-    for i, row in runs.iterrows():
-        if row["cell_type"] not in rules:
-            raise DVPError(
-                f"{runs_path}, row {i + 2} (run {row['run']}): cell_type '{row['cell_type']}' "
-                f"is not defined in classify.cell_types ({', '.join(rules)})"
-            )
-    for name in config["select"]["cell_types"] or []:
-        if name not in rules:
-            raise DVPError(
-                f"{source}: select.cell_types: '{name}' is not defined in classify.cell_types ({', '.join(rules)})"
-            )
-    # Spelled out so the select stage (and its wells) never depends on which types a sample happens to have.
-    config["select"]["cell_types"] = config["select"]["cell_types"] or rules
-    conditions = set(samples["condition"])
-    for i, (num, den) in enumerate(config["differential"]["contrasts"]):
-        for c in (num, den):
-            if c not in conditions:
-                raise DVPError(
-                    f"{source}: differential.contrasts[{i}]: condition '{c}' is not in the samples "
-                    f"sheet (conditions: {', '.join(sorted(conditions))})"
-                )
-        if num == den:
-            raise DVPError(f"{source}: differential.contrasts[{i}]: compares '{num}' with itself")
-    if check_report:
-        from dvp_pipeline.options import QuantifyOptions
-        from dvp_pipeline.quant import config_runs
+    from dvp_pipeline.checks import check_project  # the checks use the stages' own code
 
-        q = QuantifyOptions.from_mapping(config["quantify"], source=source)
-        report = "quantify.spectra (mzML)" if q.format == "mzml" else base / q.report
-        present = config_runs(q, base=base)
-        absent = [r for r in runs["run"] if r not in present]
-        if absent:
-            raise DVPError(
-                f"{runs_path}: run(s) {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''} "
-                f"not found in the report {report} ({len(present)} runs there)"
-            )
+    check_project(
+        config,
+        samples,
+        runs,
+        base=base,
+        source=source,
+        samples_path=samples_path,
+        runs_path=runs_path,
+        check_report=check_report,
+    )
+    # Spelled out so the select stage (and its wells) never depends on which types a sample happens to have.
+    config["select"]["cell_types"] = config["select"]["cell_types"] or [
+        r["name"] for r in config["classify"]["cell_types"]
+    ]
     return Project(config=config, samples=samples, runs=runs)

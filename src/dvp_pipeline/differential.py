@@ -36,6 +36,7 @@ __all__ = [
     "DifferentialResults",
     "DifferentialTest",
     "PreparedTest",
+    "design_covariates",
     "differential_analysis",
     "differential_tests",
     "impute_missing",
@@ -173,11 +174,11 @@ def prepare_test(
     matrix, imputed = impute_missing(
         matrix, method=options.impute, width=options.impute_width, shift=options.impute_shift, seed=options.seed
     )
-    covariates = _covariates(samples, runs, test, options) if options.covariates else None
+    covariates = design_covariates(samples, runs, test, options) if options.covariates else None
     return PreparedTest(matrix, imputed, covariates, _methods_record(test, options, len(matrix), n_before, imputed))
 
 
-def _covariates(
+def design_covariates(
     samples: pd.DataFrame, runs: pd.DataFrame, test: DifferentialTest, options: DifferentialOptions
 ) -> pd.DataFrame:
     """The design covariates of a test's runs, one factor column per samples-sheet column."""

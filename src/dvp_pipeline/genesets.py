@@ -14,7 +14,7 @@ import pandas as pd
 
 from dvp_pipeline.errors import DVPError
 
-__all__ = ["collection_label", "gene_to_features", "load_collection", "parse_gmt", "sets_to_features"]
+__all__ = ["BUILTIN", "collection_label", "gene_to_features", "load_collection", "parse_gmt", "sets_to_features"]
 
 BUILTIN = {"hallmark": "h.all.v7.0.symbols.gmt", "reactome": "reactome_pathways_2021.gmt"}
 
@@ -45,12 +45,17 @@ def parse_gmt(text: str, *, source: str = "GMT", keep_case: bool = False) -> dic
     return sets
 
 
-def load_collection(name_or_path: str) -> dict[str, list[str]]:
-    """A built-in collection (``hallmark``, ``reactome``) or a GMT file path."""
+def load_collection(name_or_path: str, *, base: str | Path = ".") -> dict[str, list[str]]:
+    """A built-in collection (``hallmark``, ``reactome``) or a GMT file path (relative to ``base``)."""
     if name_or_path in BUILTIN:
+        if (Path(base) / name_or_path).exists():
+            raise DVPError(
+                f"gene sets '{name_or_path}': both a built-in collection and a file in this folder; "
+                f"write ./{name_or_path} for the file, or rename it"
+            )
         text = resources.files("dvp_pipeline").joinpath("data", "genesets", BUILTIN[name_or_path]).read_text()
         return parse_gmt(text, source=BUILTIN[name_or_path])
-    path = Path(name_or_path)
+    path = Path(base) / name_or_path
     if not path.is_file():
         raise DVPError(
             f"gene sets '{name_or_path}': neither a built-in collection ({', '.join(BUILTIN)}) nor an existing GMT file"

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EXTRA_PATHWAY_METHODS", "Results"]
+__all__ = ["EXTRA_PATHWAY_METHODS", "RESERVED_NAMES", "Results"]
+
+#: Folders of the results layout beside the samples' own: no sample may take these names.
+RESERVED_NAMES = frozenset({"cohort", "reports"})
 
 #: Pathway methods written to their own folders next to camera's (``pathways_{method}/``).
 EXTRA_PATHWAY_METHODS = ("ora", "gsea")

@@ -23,7 +23,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
-from dvp_pipeline.config import section_options
+from dvp_pipeline.config import schema, section_options
 
 __all__ = [
     "CellposeOptions",
@@ -40,6 +40,7 @@ __all__ = [
     "SegmentOptions",
     "SelectOptions",
     "SupervisedOptions",
+    "schema_default",
     "section",
 ]
 
@@ -295,6 +296,15 @@ class PipelineOptions:
     def from_config(cls, config: Mapping[str, Any]) -> PipelineOptions:
         """Type an already validated config (defaults filled by :func:`dvp_pipeline.config.load_config`)."""
         return cls(**{name: SECTIONS[name]._build(config[name]) for name in SECTIONS})
+
+
+def schema_default(section: str, key: str) -> Any:
+    """The schema's default of ``section.key``: for code that offers a default outside a config.
+
+    >>> schema_default("quantify", "precursor_q")
+    0.01
+    """
+    return copy.deepcopy(schema("config.schema.yaml")["properties"][section]["properties"][key]["default"])
 
 
 def section(name: str, mapping: Mapping[str, Any] | None = None, *, source: str = "options") -> Options:

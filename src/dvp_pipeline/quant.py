@@ -61,16 +61,14 @@ def report_runs(path: str | Path, *, fmt: str = "auto") -> set[str]:
     return _report_runs(path, fmt=fmt)
 
 
-def read_diann(
-    path: str | Path, *, quantity: str = "Precursor.Normalised", precursor_q: float = 0.01, protein_q: float = 0.01
-) -> pd.DataFrame:
+def read_diann(path: str | Path, *, filters: Filters | None = None) -> pd.DataFrame:
     """Read a DIA-NN main report into the ion table (see :mod:`dvp_pipeline.readers.diann`)."""
     from dvp_pipeline.readers import diann
     from dvp_pipeline.readers._table import columns
 
     if not diann.detect(set(columns(path))):
         raise DVPError(f"{path}: not a DIA-NN report (expected columns Run, Protein.Group, Precursor.Id)")
-    return diann.read(Path(path), Filters(precursor_q=precursor_q, protein_q=protein_q, quantity=quantity))
+    return diann.read(Path(path), filters)
 
 
 def _encode(data: pd.DataFrame, protein: str, ion: str, sample: str, intensity: str):
@@ -482,15 +480,7 @@ def read_configured_ions(options: QuantifyOptions) -> pd.DataFrame:
             fdr=m.fdr, decoy_prefix=m.decoy_prefix, ppm=m.ppm, rt_window=m.rt_window, isotopes=m.isotopes
         )
         return quantify_runs(options.spectra, options.identifications, settings)
-    filters = Filters(
-        precursor_q=options.precursor_q,
-        protein_q=options.protein_q,
-        match_between_runs=options.match_between_runs,
-        quantity=options.quantity,
-        decoy_pattern=options.decoy_pattern,
-        contaminant_pattern=options.contaminant_pattern,
-    )
-    return read_ions(options.report, fmt=options.format, filters=filters)
+    return read_ions(options.report, fmt=options.format, filters=Filters.from_options(options))
 
 
 @dataclass

@@ -446,6 +446,8 @@ def select_sample(
         seed=options.seed,
         wells=options.wells,
     )
+    for name in sorted(set(cell_types) - set(chosen["cell_type"])):
+        log.warning("%s: no %s cell to cut (none passes the selection rules)", sample, name)
     unknown = sorted(set(chosen["cell_id"].astype(int)) - set(np.unique(labels).tolist()))
     if unknown:
         raise DVPError(f"cell_id(s) {unknown[:10]} are not labels of the label image")

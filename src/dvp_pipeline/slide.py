@@ -31,7 +31,7 @@ from dvp_pipeline import io
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.features import add_neighbourhood_counts, measure_cells
 from dvp_pipeline.options import SegmentOptions
-from dvp_pipeline.tiling import Tile, plan_tiles, segment_tile, stitch_tiles, tiles_of
+from dvp_pipeline.tiling import MIN_CONTRAST, Tile, plan_tiles, segment_tile, stitch_tiles, tiles_of
 
 __all__ = [
     "SegmentedSlide",
@@ -80,6 +80,16 @@ def plan_slide(
     overlap = int(np.ceil(options.overlap_um / pixel_size_um))
     plan = plan_tiles(image, method=method, tile_size=options.tile_size, overlap=overlap, options=settings)
     plan["channels"] = names
+    nuclear = names[settings["nuclear_channel"]]
+    if plan["blank"]:
+        raise DVPError(f"{source}: the nuclear channel {nuclear!r} is uniform (one value everywhere): no cells to find")
+    if plan["contrast"] is not None and plan["contrast"] < MIN_CONTRAST:
+        raise DVPError(
+            f"{source}: the nuclear channel {nuclear!r} shows no nuclei: its brightest part stands only "
+            f"{plan['contrast']:.1f} noise SDs above its background (noise alone gives about 2.3, nuclear stains 8 "
+            f"and more; below {MIN_CONTRAST:g} nothing is segmented). Is it the right channel "
+            "(nuclear_channel), or was nothing acquired? A fixed segment.classical.threshold skips this check."
+        )
     return plan
 
 

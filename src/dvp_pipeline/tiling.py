@@ -33,6 +33,7 @@ from dvp_pipeline.errors import DVPError
 from dvp_pipeline.segmentation import segment_cells_and_nuclei
 
 __all__ = [
+    "MIN_CONTRAST",
     "Stitcher",
     "Tile",
     "global_threshold",
@@ -41,12 +42,16 @@ __all__ = [
     "read_region",
     "segment_tile",
     "segment_tiled",
+    "stain_contrast",
     "stitch_tiles",
     "tile_grid",
     "tiles_of",
 ]
 
 log = logging.getLogger(__name__)
+
+#: A nuclear stain whose :func:`stain_contrast` is below this holds no nuclei: noise gives about 2.3.
+MIN_CONTRAST = 4.0
 
 # A later tile's cell is a duplicate of one already written when most of its pixels are taken.
 _DUPLICATE_FRACTION = 0.5
@@ -127,6 +132,31 @@ def image_shape(image) -> tuple[int, int, int]:
     return (1, *shape) if len(shape) == 2 else shape
 
 
+def stain_contrast(values: np.ndarray, level: float) -> float:
+    """How clearly a nuclear stain separates from its background at ``level``, in noise units.
+
+    The median of the foreground (``values`` above ``level``) minus the median of the background,
+    over the background's robust standard deviation (1.4826 x its median absolute deviation).
+    Pure noise of any distribution gives about 2.3, because an automatic threshold then cuts a single
+    peak near its middle; nuclear stains, dim and noisy ones included, give far more (see
+    :data:`MIN_CONTRAST`).
+    """
+    fg, bg = values[values > level], values[values <= level]
+    if not fg.size or not bg.size:
+        return 0.0
+    centre = float(np.median(bg))
+    spread = 1.4826 * float(np.median(np.abs(bg - centre)))
+    if spread == 0:  # a background of one value (e.g. zeros): fall back to its standard deviation
+        spread = float(bg.std())
+    return (float(np.median(fg)) - centre) / spread if spread > 0 else float("inf")
+
+
+def _sample_stride(tiles: list[Tile], budget: int = 4_000_000) -> int:
+    """Every how many rows and columns a pixel is sampled so that a slide gives at most ``budget`` values."""
+    pixels = sum((t.core[1] - t.core[0]) * (t.core[3] - t.core[2]) for t in tiles)
+    return max(2, int(np.ceil(np.sqrt(pixels / budget))))
+
+
 def global_threshold(
     image,
     tiles: list[Tile],
@@ -136,16 +166,17 @@ def global_threshold(
     smoothing_sigma_um: float = 0.5,
     threshold: str | float = "otsu",
     **_ignored,
-) -> float | None:
-    """The classical method's nuclear threshold for the whole image, found from tile cores.
+) -> tuple[float | None, float | None]:
+    """The classical method's nuclear threshold for the whole image, found from tile cores, and its contrast.
 
     Reproduces :func:`dvp_pipeline.segmentation.segment_nuclei` on the whole image: Otsu from the
     same 256-bin histogram of the smoothed nuclear stain (two passes over the tiles: range, then
-    histogram); Li and triangle from every 4th pixel of every 4th row. Returns ``threshold`` itself
-    when it is a number, and ``None`` for a blank image (no foreground).
+    histogram); Li and triangle from every 4th pixel of every 4th row. Returns ``(threshold, None)``
+    when it is a number (a user's choice is not second-guessed), ``(None, 0.0)`` for a uniform image,
+    and otherwise the level and the stain's :func:`stain_contrast` at it.
     """
     if not isinstance(threshold, str):
-        return float(threshold)
+        return float(threshold), None
     sigma = smoothing_sigma_um / pixel_size_um
 
     def smoothed_cores():
@@ -162,20 +193,27 @@ def global_threshold(
         for core in smoothed_cores():
             low, high = min(low, float(core.min())), max(high, float(core.max()))
         if low == high:
-            return None
+            return None, 0.0
         counts = np.zeros(256, dtype=np.int64)
+        # the contrast needs finer values than the 256 bins: a regular subsample, collected on the way
+        stride = _sample_stride(tiles)
+        samples = []
         for core in smoothed_cores():
             counts += np.histogram(core, bins=256, range=(low, high))[0]
+            samples.append(core[::stride, ::stride].ravel())
         edges = np.linspace(low, high, 257)
         centers = (edges[:-1] + edges[1:]) / 2
-        return float(filters.threshold_otsu(hist=(counts, centers)))
+        level = float(filters.threshold_otsu(hist=(counts, centers)))
+        sample = np.concatenate(samples)
+        return level, stain_contrast(sample, level)
     functions = {"li": filters.threshold_li, "triangle": filters.threshold_triangle}
     if threshold not in functions:
         raise DVPError(f"threshold {threshold!r} unknown; expected one of otsu, li, triangle or a number")
     sample = np.concatenate([core[::4, ::4].ravel() for core in smoothed_cores()])
     if sample.min() == sample.max():
-        return None
-    return float(functions[threshold](sample))
+        return None, 0.0
+    level = float(functions[threshold](sample))
+    return level, stain_contrast(sample, level)
 
 
 def plan_tiles(
@@ -201,17 +239,17 @@ def plan_tiles(
     -------
     dict with ``shape``, ``method``, ``tiles`` (list of ``{index, core, region}``) and ``options``
     (the method's options with a classical automatic threshold replaced by its whole-image value;
-    ``blank`` is true when the nuclear stain is uniform, and then no tile has cells).
+    ``blank`` is true when the nuclear stain is uniform, and then no tile has cells), and for the
+    classical method's automatic thresholds ``contrast``, the nuclear stain's :func:`stain_contrast`.
     """
     options = dict(options or {})
     shape = image_shape(image)
     tiles = tile_grid(shape[1:], tile_size=tile_size, overlap=overlap)
-    blank = False
-    if method == "classical" and len(tiles) > 1:
-        level = global_threshold(image, tiles, **options)
-        if level is None:
-            blank = True
-        else:
+    blank, contrast = False, None
+    if method == "classical":
+        level, contrast = global_threshold(image, tiles, **options)
+        blank = level is None
+        if level is not None and len(tiles) > 1:  # one tile finds the same level itself
             options["threshold"] = level
     return {
         "shape": list(shape),
@@ -219,6 +257,7 @@ def plan_tiles(
         "tiles": [{"index": t.index, "core": list(t.core), "region": list(t.region)} for t in tiles],
         "options": options,
         "blank": blank,
+        "contrast": contrast,
     }
 
 

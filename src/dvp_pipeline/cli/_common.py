@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from dvp_pipeline.config import read_sheet
+from dvp_pipeline.config import load_yaml, read_sheet
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.io import read_table
 from dvp_pipeline.options import SECTIONS, Options
@@ -37,10 +36,7 @@ def parse_options(text: str | None, *, name: str = "--options") -> tuple[dict, s
         if not path.is_file():
             raise DVPError(f"--options: file {path} not found")
         source, text = str(path), path.read_text(encoding="utf-8")
-    try:
-        options = yaml.safe_load(text)  # YAML is a superset of JSON
-    except yaml.YAMLError as err:
-        raise DVPError(f"{source}: options are not valid JSON or YAML ({err})") from err
+    options = load_yaml(text, source=source)  # YAML is a superset of JSON
     if options is None:
         options = {}
     if not isinstance(options, dict):

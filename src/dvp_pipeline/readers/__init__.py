@@ -14,7 +14,7 @@ import pandas as pd
 
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.readers import alphadia, diann, generic, spectronaut
-from dvp_pipeline.readers._table import ION_COLUMNS, Filters, columns
+from dvp_pipeline.readers._table import HEADER_ONLY, ION_COLUMNS, ColumnsPresent, Filters, columns
 from dvp_pipeline.readers.maxquant import Evidence, ProteinGroups
 
 #: Format name -> reader, in the order auto-detection tries them.
@@ -28,7 +28,16 @@ READERS = {
 }
 FORMATS = [*READERS, "mzml"]
 
-__all__ = ["FORMATS", "ION_COLUMNS", "READERS", "Filters", "detect_format", "read_ions", "report_runs"]
+__all__ = [
+    "FORMATS",
+    "ION_COLUMNS",
+    "READERS",
+    "Filters",
+    "check_columns",
+    "detect_format",
+    "read_ions",
+    "report_runs",
+]
 
 
 def _reader_description(name: str) -> str:
@@ -78,3 +87,22 @@ def report_runs(path: str | Path, *, fmt: str = "auto") -> set[str]:
     if name == "mzml":
         raise DVPError("report_runs: the runs of the mzml format are the names of the mzML files")
     return READERS[name].runs(Path(path))
+
+
+def check_columns(path: str | Path, *, fmt: str = "auto", filters: Filters | None = None) -> str:
+    """Check, from the header alone, that a report has every column its reader will read; return the format.
+
+    The reader itself decides which columns it wants (format, version, ``quantity``, match-between-runs),
+    so the dry run checks exactly what the quantify job will read, without reading any rows.
+    """
+    name = detect_format(path, fmt)
+    if name == "mzml":
+        raise DVPError("check_columns: the mzml format has no report; its files are checked by name")
+    token = HEADER_ONLY.set(True)
+    try:
+        READERS[name].read(Path(path), filters or Filters())
+    except ColumnsPresent:
+        pass
+    finally:
+        HEADER_ONLY.reset(token)
+    return name

@@ -8,7 +8,8 @@ string each.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.options import schema_default
 
 #: The intermediate every reader returns, one row per ion (precursor or fragment) and run.
 ION_COLUMNS = ["run", "protein", "genes", "precursor", "intensity"]
@@ -44,6 +46,14 @@ def columns(path: str | Path) -> list[str]:
     return header.split(_delimiter(path))
 
 
+#: Set by :func:`dvp_pipeline.readers.check_columns`: readers then stop once their columns are known present.
+HEADER_ONLY: ContextVar[bool] = ContextVar("header_only", default=False)
+
+
+class ColumnsPresent(Exception):
+    """Raised by :func:`read_columns` in header-only mode: every column the reader wants is there."""
+
+
 def read_columns(path: str | Path, wanted: list[str], *, what: str) -> pd.DataFrame:
     """Read ``wanted`` columns of a table; text columns come back as categoricals.
 
@@ -55,6 +65,8 @@ def read_columns(path: str | Path, wanted: list[str], *, what: str) -> pd.DataFr
     missing = [c for c in wanted if c not in present]
     if missing:
         raise DVPError(f"{path}: missing column(s) {', '.join(missing)} expected in {what}")
+    if HEADER_ONLY.get():
+        raise ColumnsPresent
     try:
         if path.suffix.lower() == ".parquet":
             schema = pq.read_schema(path)
@@ -140,9 +152,13 @@ def combine(*parts: pd.Series, sep: str = "") -> pd.Series:
     return out.astype("category")
 
 
+def _quantify_default(key: str):
+    return field(default_factory=lambda: schema_default("quantify", key))
+
+
 @dataclass(frozen=True)
 class Filters:
-    """What the readers keep; the defaults are the quantify section's (see the config schema).
+    """What the readers keep; the defaults are the quantify section's, read from the config schema.
 
     Attributes
     ----------
@@ -157,12 +173,17 @@ class Filters:
         Regular expressions searched in the protein-group name; matching groups are dropped.
     """
 
-    precursor_q: float = 0.01
-    protein_q: float = 0.01
-    match_between_runs: bool = False
-    quantity: str | None = None
-    decoy_pattern: str = r"(?:^|;)(?:DECOY_|REV_|rev_)"
-    contaminant_pattern: str = r"(?:^|;)(?:CON_|Cont_|contam_)"
+    precursor_q: float = _quantify_default("precursor_q")
+    protein_q: float = _quantify_default("protein_q")
+    match_between_runs: bool = _quantify_default("match_between_runs")
+    quantity: str | None = _quantify_default("quantity")
+    decoy_pattern: str = _quantify_default("decoy_pattern")
+    contaminant_pattern: str = _quantify_default("contaminant_pattern")
+
+    @classmethod
+    def from_options(cls, options) -> Filters:
+        """The filters of a :class:`~dvp_pipeline.options.QuantifyOptions`."""
+        return cls(**{name: getattr(options, name) for name in cls.__dataclass_fields__})
 
     def protein_ok(self, protein: pd.Series) -> np.ndarray:
         """Rows whose protein group is neither a decoy nor a contaminant (regex run per category)."""

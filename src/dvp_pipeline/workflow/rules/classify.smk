@@ -48,7 +48,7 @@ rule classify:
         anndata=RESULTS.anndata("{sample}"),
     params:
         options=options("classify"),
-        model=lambda wildcards, input: f"--model {input.model}" if input.model else "",
+        model=lambda wildcards, input: ["--model", input.model] if input.model else [],
     log:
         "logs/classify/{sample}.log",
     threads: 1
@@ -57,4 +57,4 @@ rule classify:
         runtime=10,
     shell:
         "dvp classify {input.cells:q} --out {output.cells:q} --thresholds {output.thresholds:q} "
-        "--anndata {output.anndata:q} {params.model} --options {params.options:q} 2> {log:q}"
+        "--anndata {output.anndata:q} {params.model:q} --options {params.options:q} 2> {log:q}"

@@ -2,6 +2,7 @@ import json
 import re
 
 from dvp_pipeline.differential import differential_tests
+from dvp_pipeline.genesets import BUILTIN as BUILTIN_GENE_SETS
 from dvp_pipeline.layout import EXTRA_PATHWAY_METHODS, Results
 
 SAMPLES = list(PROJECT.samples["sample"])
@@ -25,7 +26,10 @@ def sample_field(sample, column):
 
 
 def segment_args(wildcards):
-    """Channel names and pixel size: the sheet first, then the config; the image metadata otherwise."""
+    """Channel names and pixel size: the sheet first, then the config; the image metadata otherwise.
+
+    A list, so that the rules quote each item (`{params.extra:q}`): channel names are user strings.
+    """
     args = []
     if PROJECT.config.get("channels"):
         args += ["--channels", ",".join(PROJECT.config["channels"])]
@@ -33,7 +37,7 @@ def segment_args(wildcards):
     pixel = sample_field(wildcards.sample, "pixel_size_um") or PROJECT.config["pixel_size_um"]
     if pixel:
         args += ["--pixel-size", str(pixel)]
-    return " ".join(args)
+    return args
 
 
 def mem_mb(factor, base=500):

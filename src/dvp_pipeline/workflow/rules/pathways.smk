@@ -6,6 +6,8 @@ PATHWAY_METHODS = ["camera", *(m for m in EXTRA_PATHWAY_METHODS if m in PROJECT.
 rule pathways:
     input:
         proteins=RESULTS.proteins(),
+        # the user's own GMT files: editing one reruns the pathway tests (built-in collections ship inside the package)
+        gene_sets=[g for g in PROJECT.config["pathways"]["gene_sets"] if g not in BUILTIN_GENE_SETS],
         samples=PROJECT.config["samples"],
         runs=PROJECT.config["runs"],
     output:

@@ -33,7 +33,7 @@ rule sample_report:
         mem_mb=2000,
         runtime=10,
     shell:
-        "dvp report sample --sample {wildcards.sample} --results {params.results:q} --samples {input.samples:q} "
+        "dvp report sample --sample {wildcards.sample:q} --results {params.results:q} --samples {input.samples:q} "
         "--runs {input.runs:q} --out {output:q} --config {params.config:q} --options {params.options:q} 2> {log:q}"
 
 

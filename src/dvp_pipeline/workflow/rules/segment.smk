@@ -27,8 +27,8 @@ if not PROJECT.config["segment"]["tiles_as_jobs"]:
             mem_mb=segment_mem_mb,
             runtime=120,
         shell:
-            "dvp segment {input.image:q} --sample {wildcards.sample} --labels {output.labels:q} "
-            "--nuclei {output.nuclei:q} --cells {output.cells:q} {params.extra} "
+            "dvp segment {input.image:q} --sample {wildcards.sample:q} --labels {output.labels:q} "
+            "--nuclei {output.nuclei:q} --cells {output.cells:q} {params.extra:q} "
             "--options {params.options:q} 2> {log:q}"
 
 else:
@@ -48,7 +48,7 @@ else:
             mem_mb=segment_mem_mb,
             runtime=60,
         shell:
-            "dvp segment {input.image:q} --write-plan {output.plan:q} {params.extra} "
+            "dvp segment {input.image:q} --write-plan {output.plan:q} {params.extra:q} "
             "--options {params.options:q} 2> {log:q}"
 
     rule segment_tile:
@@ -71,8 +71,8 @@ else:
             mem_mb=segment_mem_mb,
             runtime=60,
         shell:
-            "dvp segment {input.image:q} --plan {input.plan:q} --tile {wildcards.tile} "
-            "--tile-out {output.tile:q} {params.extra} --options {params.options:q} 2> {log:q}"
+            "dvp segment {input.image:q} --plan {input.plan:q} --tile {wildcards.tile:q} "
+            "--tile-out {output.tile:q} {params.extra:q} --options {params.options:q} 2> {log:q}"
 
     rule segment_gather:
         input:
@@ -95,6 +95,6 @@ else:
             mem_mb=segment_mem_mb,
             runtime=120,
         shell:
-            "dvp segment {input.image:q} --sample {wildcards.sample} --plan {input.plan:q} "
+            "dvp segment {input.image:q} --sample {wildcards.sample:q} --plan {input.plan:q} "
             "--gather {input.tiles:q} --labels {output.labels:q} --nuclei {output.nuclei:q} "
-            "--cells {output.cells:q} {params.extra} --options {params.options:q} 2> {log:q}"
+            "--cells {output.cells:q} {params.extra:q} --options {params.options:q} 2> {log:q}"

@@ -18,6 +18,6 @@ rule select:
         mem_mb=mem_mb(20),
         runtime=10,
     shell:
-        "dvp select {input.cells:q} {input.labels:q} --sample {wildcards.sample} --image {input.image:q} "
+        "dvp select {input.cells:q} {input.labels:q} --sample {wildcards.sample:q} --image {input.image:q} "
         "--xml {output.xml:q} --geojson {output.geojson:q} --selection {output.selection:q} "
         "--preview {output.preview:q} --options {params.options:q} 2> {log:q}"
