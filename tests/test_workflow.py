@@ -172,3 +172,15 @@ def test_snakemake_lint_is_clean(project):
     lints = re.findall(r"^\s+\* (.+):$", done.stdout + done.stderr, flags=re.M)
     assert lints, "snakemake --lint printed nothing to check"
     assert [t for t in lints if "conda environment or container" not in t] == [], lints
+
+
+def test_a_failing_rerun_keeps_the_earlier_outputs(results, tmp_path):
+    """Outputs are update()-flagged: Snakemake restores them when the job that would replace them fails."""
+    project = tmp_path / "project"
+    shutil.copytree(results.parent, project, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
+    tables = sorted((project / "results" / "cohort" / "differential").rglob("*.tsv"))
+    before = {p: p.read_bytes() for p in tables}
+    (project / "results" / "cohort" / "proteins.tsv").write_text("not a protein matrix\n")  # newer: reruns
+    done = dvp("run", "--cores", "1", "--", "results/cohort/differential/methods.json", cwd=project)
+    assert done.returncode != 0 and "Restored previous version" in done.stderr + done.stdout
+    assert {p: p.read_bytes() for p in tables} == before

@@ -21,9 +21,9 @@ if SUPERVISED and not TRAINED_MODEL:
             cells=[RESULTS.cells(s) for s in SAMPLES],
             annotations=PROJECT.config["classify"]["supervised"]["annotations"] or [],
         output:
-            model=RESULTS.classifier_model(),
-            confusion=RESULTS.classifier_confusion(),
-            summary=RESULTS.classifier_summary(),
+            model=update(RESULTS.classifier_model()),
+            confusion=update(RESULTS.classifier_confusion()),
+            summary=update(RESULTS.classifier_summary()),
         params:
             options=options("classify"),
         log:
@@ -43,9 +43,9 @@ rule classify:
         cells=RESULTS.cells("{sample}"),
         model=classifier_model,
     output:
-        cells=RESULTS.cells_classified("{sample}"),
-        thresholds=RESULTS.thresholds("{sample}"),
-        anndata=RESULTS.anndata("{sample}"),
+        cells=update(RESULTS.cells_classified("{sample}")),
+        thresholds=update(RESULTS.thresholds("{sample}")),
+        anndata=update(RESULTS.anndata("{sample}")),
     params:
         options=options("classify"),
         model=lambda wildcards, input: ["--model", input.model] if input.model else [],

@@ -9,8 +9,8 @@ rule differential:
         samples=PROJECT.config["samples"],
         runs=PROJECT.config["runs"],
     output:
-        [RESULTS.differential(t.folder, t.name) for t in TESTS],
-        methods=RESULTS.differential_methods(),
+        [update(RESULTS.differential(t.folder, t.name)) for t in TESTS],
+        methods=update(RESULTS.differential_methods()),
     params:
         options=options("differential"),
         results=results_root,

@@ -11,8 +11,8 @@ rule pathways:
         samples=PROJECT.config["samples"],
         runs=PROJECT.config["runs"],
     output:
-        tables=[RESULTS.pathways(t.folder, t.name, m) for m in PATHWAY_METHODS for t in TESTS],
-        scores=RESULTS.pathway_scores(),
+        tables=[update(RESULTS.pathways(t.folder, t.name, m)) for m in PATHWAY_METHODS for t in TESTS],
+        scores=update(RESULTS.pathway_scores()),
     params:
         options=options("pathways"),
         differential=options("differential"),

@@ -13,9 +13,9 @@ rule quantify:
         samples=PROJECT.config["samples"],
         runs=PROJECT.config["runs"],
     output:
-        precursors=RESULTS.precursors(),
-        proteins=RESULTS.proteins(),
-        qc=RESULTS.quant_qc(),
+        precursors=update(RESULTS.precursors()),
+        proteins=update(RESULTS.proteins()),
+        qc=update(RESULTS.quant_qc()),
     params:
         options=options("quantify"),
         report=lambda wildcards, input: "" if QUANT_MZML else input.report,

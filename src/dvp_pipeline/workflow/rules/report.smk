@@ -21,7 +21,7 @@ rule sample_report:
         samples=PROJECT.config["samples"],
         runs=PROJECT.config["runs"],
     output:
-        RESULTS.sample_report("{sample}"),
+        update(RESULTS.sample_report("{sample}")),
     params:
         options=report_options(),
         results=results_root,
@@ -45,7 +45,7 @@ rule cohort_report:
         samples=PROJECT.config["samples"],
         runs=PROJECT.config["runs"],
     output:
-        RESULTS.cohort_report(),
+        update(RESULTS.cohort_report()),
     params:
         options=report_options(),
         differential=options("differential"),

@@ -12,9 +12,9 @@ if not PROJECT.config["segment"]["tiles_as_jobs"]:
         input:
             image=lambda wc: sample_field(wc.sample, "image"),
         output:
-            labels=RESULTS.labels("{sample}"),
-            nuclei=RESULTS.nuclei("{sample}"),
-            cells=RESULTS.cells("{sample}"),
+            labels=update(RESULTS.labels("{sample}")),
+            nuclei=update(RESULTS.nuclei("{sample}")),
+            cells=update(RESULTS.cells("{sample}")),
         params:
             options=options("segment"),
             extra=segment_args,
@@ -37,7 +37,7 @@ else:
         input:
             image=lambda wc: sample_field(wc.sample, "image"),
         output:
-            plan=RESULTS.tile_plan("{sample}"),
+            plan=update(RESULTS.tile_plan("{sample}")),
         params:
             options=options("segment"),
             extra=segment_args,
@@ -80,9 +80,9 @@ else:
             plan=RESULTS.tile_plan("{sample}"),
             tiles=segment_tiles,
         output:
-            labels=RESULTS.labels("{sample}"),
-            nuclei=RESULTS.nuclei("{sample}"),
-            cells=RESULTS.cells("{sample}"),
+            labels=update(RESULTS.labels("{sample}")),
+            nuclei=update(RESULTS.nuclei("{sample}")),
+            cells=update(RESULTS.cells("{sample}")),
         params:
             options=options("segment"),
             extra=segment_args,

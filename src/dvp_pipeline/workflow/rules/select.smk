@@ -4,10 +4,10 @@ rule select:
         labels=RESULTS.labels("{sample}"),
         image=lambda wc: sample_field(wc.sample, "image"),
     output:
-        xml=RESULTS.lmd_xml("{sample}"),
-        geojson=RESULTS.shapes("{sample}"),
-        selection=RESULTS.selection("{sample}"),
-        preview=RESULTS.preview("{sample}"),
+        xml=update(RESULTS.lmd_xml("{sample}")),
+        geojson=update(RESULTS.shapes("{sample}")),
+        selection=update(RESULTS.selection("{sample}")),
+        preview=update(RESULTS.preview("{sample}")),
     params:
         options=options("select"),
         extra=segment_args,
