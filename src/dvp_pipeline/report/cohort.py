@@ -35,7 +35,14 @@ from dvp_pipeline.report.figures import (
     set_member_heatmap_figure,
     volcano_figure,
 )
-from dvp_pipeline.report.figures._util import default_highlight, is_jak_stat, order_runs, run_columns, run_meta
+from dvp_pipeline.report.figures._util import (
+    default_highlight,
+    default_options,
+    is_jak_stat,
+    order_runs,
+    run_columns,
+    run_meta,
+)
 from dvp_pipeline.report.inputs import read_cohort_inputs
 from dvp_pipeline.report.palettes import NS_COLOR, cell_type_palette, condition_palette, config_cell_types
 
@@ -492,7 +499,7 @@ def cohort_report(
     -------
     The HTML page.
     """
-    options = options if options is not None else ReportOptions.from_mapping({})
+    options = options if options is not None else default_options()
     differential = dict(differential or {})
     pathways = dict(pathways or {})
     seen = list(runs["cell_type"].astype(str)) + [k[0] for k in (*differential, *pathways)]
@@ -565,7 +572,7 @@ def build_cohort_report(
                                    config="config/config.yaml")
     """
     results = results if isinstance(results, Results) else Results(str(Path(results)))
-    options = options if options is not None else ReportOptions.from_mapping({})
+    options = options if options is not None else default_options()
     config = load_config(config) if isinstance(config, str | os.PathLike) else config
     if differential is None:
         if not config or "differential" not in config:

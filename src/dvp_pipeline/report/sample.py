@@ -32,7 +32,14 @@ from dvp_pipeline.report.figures import (
     pathway_score_figure,
     pathway_scores_long,
 )
-from dvp_pipeline.report.figures._util import default_highlight, is_jak_stat, isna, png_to_base64, run_meta
+from dvp_pipeline.report.figures._util import (
+    default_highlight,
+    default_options,
+    is_jak_stat,
+    isna,
+    png_to_base64,
+    run_meta,
+)
 from dvp_pipeline.report.inputs import read_sample_inputs
 from dvp_pipeline.report.palettes import (
     cell_type_palette,
@@ -424,7 +431,7 @@ def sample_report(
     -------
     The HTML page.
     """
-    options = options if options is not None else ReportOptions.from_mapping({})
+    options = options if options is not None else default_options()
     highlight = list(highlight) if highlight is not None else list(default_highlight())
     row = _sample_row(samples, sample)
     if channels is None and cells is not None:
@@ -497,7 +504,7 @@ def build_sample_report(
                                    runs_path="config/runs.tsv", config="config/config.yaml")
     """
     results = results if isinstance(results, Results) else Results(str(Path(results)))
-    options = options if options is not None else ReportOptions.from_mapping({})
+    options = options if options is not None else default_options()
     config = load_config(config) if isinstance(config, str | os.PathLike) else config
     data = read_sample_inputs(
         results,
