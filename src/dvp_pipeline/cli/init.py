@@ -1,4 +1,4 @@
-"""``dvp init``: write a starter project (config/ and, with --demo, the demo cohort) to edit."""
+"""``dvp init``: write a starter project to edit: config/, the SLURM profile and, with --demo, the demo cohort."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ __all__ = ["add_parser", "run"]
 
 log = logging.getLogger("dvp.init")
 SHEETS = ["samples.tsv", "runs.tsv"]
+#: The SLURM profile a new project gets (profiles/slurm/config.yaml of the repository is a copy of it).
+PROFILE = Path("profiles", "slurm", "config.yaml")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "init",
         help="write a starter config/ for a new project",
-        description="Create DIR/config/ with config.yaml (every option, commented), samples.tsv and runs.tsv. "
+        description="Create DIR/config/ with config.yaml (every option, commented), samples.tsv and runs.tsv, "
+        "and DIR/profiles/slurm/config.yaml for `dvp run --profile profiles/slurm` on a SLURM cluster. "
         "Edit them for your data: one row per tissue section in samples.tsv, one row per MS run "
         "(cell type x sample) in runs.tsv, the search-engine report path under quantify.report. "
         "With --demo the synthetic demo cohort is generated into DIR/data/sample so that "
@@ -28,24 +31,30 @@ def add_parser(sub) -> None:
     )
     p.add_argument("directory", help="project folder (created if needed)")
     p.add_argument("--demo", action="store_true", help="also generate the demo cohort into DIR/data/sample")
-    p.add_argument("--force", action="store_true", help="overwrite an existing config/")
+    p.add_argument("--force", action="store_true", help="overwrite an existing config/ and SLURM profile")
     p.set_defaults(func=run)
 
 
 def run(args) -> None:
-    target = Path(args.directory) / "config"
-    if target.exists() and not args.force:
-        raise DVPError(f"{target} already exists; use --force to overwrite it")
+    project = Path(args.directory)
+    target = project / "config"
+    for existing in (target, project / PROFILE):
+        if existing.exists() and not args.force:
+            raise DVPError(f"{existing} already exists; use --force to overwrite it")
     target.mkdir(parents=True, exist_ok=True)
     # config.yaml is rendered from the schema, so its defaults are the schema's; the sheets are the demo's
     (target / "config.yaml").write_text(starter_config(), encoding="utf-8")
-    starter = resources.files("dvp_pipeline").joinpath("data", "starter")
+    data = resources.files("dvp_pipeline").joinpath("data")
     for name in SHEETS:
-        with resources.as_file(starter.joinpath(name)) as src:
+        with resources.as_file(data.joinpath("starter", name)) as src:
             shutil.copyfile(src, target / name)
-    log.info("wrote %s", ", ".join(str(target / n) for n in ["config.yaml", *SHEETS]))
+    (project / PROFILE).parent.mkdir(parents=True, exist_ok=True)
+    with resources.as_file(data.joinpath(*PROFILE.parts)) as src:
+        shutil.copyfile(src, project / PROFILE)
+    written = [*(target / name for name in ["config.yaml", *SHEETS]), project / PROFILE]
+    log.info("wrote %s", ", ".join(map(str, written)))
     if args.demo:
         from dvp_pipeline.simulate import write_demo
 
-        write_demo(Path(args.directory) / "data" / "sample")
-        log.info("wrote the demo cohort to %s", Path(args.directory) / "data" / "sample")
+        write_demo(project / "data" / "sample")
+        log.info("wrote the demo cohort to %s", project / "data" / "sample")

@@ -30,8 +30,8 @@ if SUPERVISED and not TRAINED_MODEL:
             "logs/classify/train_classifier.log",
         threads: 1
         resources:
-            mem_mb=lambda wildcards, input: int(1000 + 5 * input.size_mb),
-            runtime=60,
+            mem_mb=on_retry(lambda wildcards, input: int(1000 + 5 * input.size_mb)),
+            runtime=on_retry(60),
         shell:
             "dvp train-classifier {input.cells:q} --annotations {input.annotations:q} "
             "--model {output.model:q} --confusion {output.confusion:q} --summary {output.summary:q} "
@@ -53,8 +53,8 @@ rule classify:
         "logs/classify/{sample}.log",
     threads: 1
     resources:
-        mem_mb=lambda wildcards, input: int(500 + 10 * input.size_mb),
-        runtime=10,
+        mem_mb=on_retry(lambda wildcards, input: int(500 + 10 * input.size_mb)),
+        runtime=on_retry(10),
     shell:
         "dvp classify {input.cells:q} --out {output.cells:q} --thresholds {output.thresholds:q} "
         "--anndata {output.anndata:q} {params.model:q} --options {params.options:q} 2> {log:q}"

@@ -58,3 +58,14 @@ def all_outputs():
 def report_options():
     """The report section plus the highlighted sets of the pathways section."""
     return json.dumps({**PROJECT.config["report"], "highlight": PROJECT.config["pathways"]["highlight"]}, sort_keys=True)
+
+
+def on_retry(resource):
+    """A rule's mem_mb or runtime (a number, or a function of wildcards and input), doubled on each retry:
+    a job killed for lack of memory or time gets more on its next attempt (the SLURM profile retries once)."""
+
+    def scaled(wildcards, input, attempt):
+        value = resource(wildcards, input) if callable(resource) else resource
+        return int(value * 2 ** (attempt - 1))
+
+    return scaled

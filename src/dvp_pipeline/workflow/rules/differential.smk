@@ -18,8 +18,8 @@ rule differential:
         "logs/differential.log",
     threads: 1
     resources:
-        mem_mb=mem_mb(20, base=1000),
-        runtime=30,
+        mem_mb=on_retry(mem_mb(20, base=1000)),
+        runtime=on_retry(30),
     shell:
         "dvp differential {input.proteins:q} --samples {input.samples:q} --runs {input.runs:q} "
         "--results {params.results:q} --options {params.options:q} 2> {log:q}"

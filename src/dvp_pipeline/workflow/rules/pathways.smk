@@ -21,8 +21,8 @@ rule pathways:
         "logs/pathways.log",
     threads: 1
     resources:
-        mem_mb=mem_mb(20, base=1000),
-        runtime=30,
+        mem_mb=on_retry(mem_mb(20, base=1000)),
+        runtime=on_retry(30),
     shell:
         "dvp pathways {input.proteins:q} --samples {input.samples:q} --runs {input.runs:q} "
         "--results {params.results:q} --differential-options {params.differential:q} "

@@ -26,8 +26,8 @@ rule quantify:
     threads: 2
     resources:
         # The ion table is categorical and MaxLFQ works in bounded batches: memory grows slowly with input.
-        mem_mb=mem_mb(4, base=1000),
-        runtime=60,
+        mem_mb=on_retry(mem_mb(4, base=1000)),
+        runtime=on_retry(60),
     shell:
         "dvp quantify {params.report:q} --samples {input.samples:q} --runs {input.runs:q} "
         "--precursors {output.precursors:q} --proteins {output.proteins:q} --qc {output.qc:q} "

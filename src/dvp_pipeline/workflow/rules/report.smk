@@ -25,13 +25,13 @@ rule sample_report:
     params:
         options=report_options(),
         results=results_root,
-        config=workflow.configfiles[-1],
+        config=CONFIG_FILE,
     log:
         "logs/report/{sample}.log",
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=on_retry(2000),
+        runtime=on_retry(10),
     shell:
         "dvp report sample --sample {wildcards.sample:q} --results {params.results:q} --samples {input.samples:q} "
         "--runs {input.runs:q} --out {output:q} --config {params.config:q} --options {params.options:q} 2> {log:q}"
@@ -50,13 +50,13 @@ rule cohort_report:
         options=report_options(),
         differential=options("differential"),
         results=results_root,
-        config=workflow.configfiles[-1],
+        config=CONFIG_FILE,
     log:
         "logs/report/cohort.log",
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=on_retry(2000),
+        runtime=on_retry(10),
     shell:
         "dvp report cohort --results {params.results:q} --samples {input.samples:q} --runs {input.runs:q} "
         "--out {output:q} --config {params.config:q} --differential-options {params.differential:q} "

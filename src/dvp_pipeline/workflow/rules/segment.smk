@@ -24,8 +24,8 @@ if not PROJECT.config["segment"]["tiles_as_jobs"]:
             "benchmarks/segment/{sample}.tsv"
         threads: 1
         resources:
-            mem_mb=segment_mem_mb,
-            runtime=120,
+            mem_mb=on_retry(segment_mem_mb),
+            runtime=on_retry(120),
         shell:
             "dvp segment {input.image:q} --sample {wildcards.sample:q} --labels {output.labels:q} "
             "--nuclei {output.nuclei:q} --cells {output.cells:q} {params.extra:q} "
@@ -45,8 +45,8 @@ else:
             "logs/segment/{sample}.plan.log",
         threads: 1
         resources:
-            mem_mb=segment_mem_mb,
-            runtime=60,
+            mem_mb=on_retry(segment_mem_mb),
+            runtime=on_retry(60),
         shell:
             "dvp segment {input.image:q} --write-plan {output.plan:q} {params.extra:q} "
             "--options {params.options:q} 2> {log:q}"
@@ -68,8 +68,8 @@ else:
             "benchmarks/segment/{sample}.tile{tile}.tsv"
         threads: 1
         resources:
-            mem_mb=segment_mem_mb,
-            runtime=60,
+            mem_mb=on_retry(segment_mem_mb),
+            runtime=on_retry(60),
         shell:
             "dvp segment {input.image:q} --plan {input.plan:q} --tile {wildcards.tile:q} "
             "--tile-out {output.tile:q} {params.extra:q} --options {params.options:q} 2> {log:q}"
@@ -92,8 +92,8 @@ else:
             "benchmarks/segment/{sample}.tsv"
         threads: 1
         resources:
-            mem_mb=segment_mem_mb,
-            runtime=120,
+            mem_mb=on_retry(segment_mem_mb),
+            runtime=on_retry(120),
         shell:
             "dvp segment {input.image:q} --sample {wildcards.sample:q} --plan {input.plan:q} "
             "--gather {input.tiles:q} --labels {output.labels:q} --nuclei {output.nuclei:q} "

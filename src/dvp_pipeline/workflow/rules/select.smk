@@ -15,8 +15,8 @@ rule select:
         "logs/select/{sample}.log",
     threads: 1
     resources:
-        mem_mb=mem_mb(20),
-        runtime=10,
+        mem_mb=on_retry(mem_mb(20)),
+        runtime=on_retry(10),
     shell:
         "dvp select {input.cells:q} {input.labels:q} --sample {wildcards.sample:q} --image {input.image:q} "
         "--xml {output.xml:q} --geojson {output.geojson:q} --selection {output.selection:q} "
