@@ -532,13 +532,37 @@ def load_model(text: str, *, source: str = "model") -> dict:
     for key in ("features", "classes", "trees"):
         if not isinstance(model.get(key), list) or not model[key]:
             raise DVPError(f"{source}: model has no {key}")
-    n_classes = len(model["classes"])
+    n_classes, n_features = len(model["classes"]), len(model["features"])
     for i, tree in enumerate(model["trees"]):
-        arrays = [np.asarray(tree.get(k, [])) for k in ("left", "right", "feature", "threshold")]
-        value = np.asarray(tree.get("value", []), dtype=float)
-        if len({len(a) for a in arrays} | {len(value)}) != 1 or value.ndim != 2 or value.shape[1] != n_classes:
+        if not isinstance(tree, dict) or not _tree_is_sound(tree, n_classes, n_features):
             raise DVPError(f"{source}: tree {i} is malformed")
     return model
+
+
+def _tree_is_sound(tree: dict, n_classes: int, n_features: int) -> bool:
+    """Arrays of one length, leaves where both children are -1, and every child after its parent (as
+    scikit-learn stores trees): a damaged file can then neither index out of range nor loop forever."""
+    try:
+        left, right, feature = (np.asarray(tree.get(k, []), dtype=np.int64) for k in ("left", "right", "feature"))
+        threshold = np.asarray(tree.get("threshold", []), dtype=float)
+        value = np.asarray(tree.get("value", []), dtype=float)
+    except (TypeError, ValueError):
+        return False
+    n = len(left)
+    if n == 0 or {len(right), len(feature), len(threshold), len(value)} != {n} or left.ndim != 1:
+        return False
+    if value.ndim != 2 or value.shape[1] != n_classes:
+        return False
+    inner = left >= 0
+    nodes = np.arange(n)
+    return bool(
+        np.array_equal(inner, right >= 0)
+        and (left[inner] > nodes[inner]).all()
+        and (right[inner] > nodes[inner]).all()
+        and (left < n).all()
+        and (right < n).all()
+        and ((feature[inner] >= 0) & (feature[inner] < n_features)).all()
+    )
 
 
 def predict_cell_types(cells: pd.DataFrame, model: dict) -> pd.DataFrame:

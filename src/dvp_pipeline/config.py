@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -58,14 +59,19 @@ def _where(error: jsonschema.ValidationError) -> str:
     return "".join(parts) or "top level"
 
 
+def _path_key(error: jsonschema.ValidationError) -> list[tuple]:
+    # YAML keys need not be strings (1:, null:, true:): list indices sort as numbers, keys as text.
+    return [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in error.path]
+
+
 def _explain(error: jsonschema.ValidationError) -> str:
     where = _where(error)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
+        extra = sorted(set(error.instance) - set(allowed), key=str)  # YAML keys may be numbers, null ...
         lines = []
         for key in extra:
-            near = difflib.get_close_matches(key, allowed, n=1)
+            near = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             lines.append(f"{where}: unknown key '{key}'{hint}; expected one of: {', '.join(allowed)}")
         return "\n".join(lines)
@@ -86,7 +92,7 @@ def validate(instance, schema_name: str, *, source: str):
 
     Raises :class:`DVPError` listing every problem, each prefixed by ``source`` and the key path.
     """
-    errors = sorted(_Validator(schema(schema_name)).iter_errors(instance), key=lambda e: list(e.path))
+    errors = sorted(_Validator(schema(schema_name)).iter_errors(instance), key=_path_key)
     if errors:
         raise DVPError("\n".join(f"{source}: {_explain(e)}" for e in errors))
     return instance
@@ -96,7 +102,7 @@ def section_options(options: dict, section: str, *, source: str) -> dict:
     """Validate the options of one config section (e.g. ``"classify"``) in place, filling defaults."""
     root = schema("config.schema.yaml")
     sub = {"$defs": root["$defs"], **root["properties"][section]}
-    errors = sorted(_Validator(sub).iter_errors(options), key=lambda e: list(e.path))
+    errors = sorted(_Validator(sub).iter_errors(options), key=_path_key)
     if errors:
         raise DVPError(
             "\n".join(f"{source}: {section}.{_explain(e)}".replace(f"{section}.top level", section) for e in errors)
@@ -140,7 +146,11 @@ def load_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DVPError(f"{path}: config file not found")
-    config = load_yaml(path.read_text(encoding="utf-8"), source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DVPError(f"{path}: not a text file in UTF-8 ({err}); is it the config.yaml?") from err
+    config = load_yaml(text, source=str(path))
     if not isinstance(config, dict):
         raise DVPError(f"{path}: expected a mapping of keys to values at the top level")
     return validate(config, "config.schema.yaml", source=str(path))
@@ -153,8 +163,17 @@ def read_sheet(path: str | Path, kind: str) -> pd.DataFrame:
         raise DVPError(f"{path}: {kind} sheet not found")
     try:
         sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+        header = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#", header=None, nrows=1)
     except Exception as err:  # pandas raises several parser error types
         raise DVPError(f"{path}: cannot read {kind} sheet as tab-separated text ({err})") from err
+    if not isinstance(sheet.index, pd.RangeIndex):  # pandas took the extra leading values as an index
+        raise DVPError(
+            f"{path}: row 2 has more values than the header has columns ({len(sheet.columns)}); a stray tab?"
+        )
+    names = [str(c).strip() for c in header.iloc[0]]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DVPError(f"{path}: column(s) {', '.join(repr(n) for n in twice)} appear more than once in the header")
     sheet.columns = [c.strip() for c in sheet.columns]
     sheet = sheet.apply(lambda col: col.str.strip())
     if sheet.empty:
@@ -167,6 +186,13 @@ def read_sheet(path: str | Path, kind: str) -> pd.DataFrame:
                 record["pixel_size_um"] = float(record["pixel_size_um"])
             except ValueError:
                 pass  # the schema reports it as not a number
+            else:
+                if not math.isfinite(record["pixel_size_um"]):  # nan and inf pass the schema's bound
+                    problems.append(
+                        f"{path}, row {i + 2}: pixel_size_um: expected a positive number of micrometres, "
+                        f"got {row['pixel_size_um']!r}"
+                    )
+                    continue
         record = {k: v for k, v in record.items() if v is not None}  # an empty required cell reads as missing
         try:
             validate(record, SHEET_SCHEMAS[kind], source=f"{path}, row {i + 2}")

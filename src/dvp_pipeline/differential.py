@@ -30,7 +30,7 @@ import pandas as pd
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.normalize import normalize_within, run_normalizer
 from dvp_pipeline.options import DifferentialOptions
-from dvp_pipeline.stats import moderated_ttest
+from dvp_pipeline.stats import design_matrix, moderated_ttest
 
 __all__ = [
     "DifferentialResults",
@@ -162,20 +162,92 @@ def prepare_test(
         raise DVPError(f"runs {', '.join(missing)} are in the runs sheet but not in the protein matrix")
     matrix = proteins[list(groups.index)]
     matrix = matrix[matrix.notna().any(axis=1)]
+    if matrix.empty:
+        raise DVPError(
+            f"{test.key} ({test.description}): the protein matrix has no values in runs {', '.join(groups.index)}"
+        )
     matrix = normalize_runs(matrix, test.cell_types, options)
     n_before = len(matrix)
-    matrix = valid_value_filter(
+    filtered = valid_value_filter(
         matrix,
         groups,
         min_per_group=options.min_valid_per_group,
         min_fraction=options.min_valid_fraction,
         require=options.valid_in,
     )
+    if filtered.empty:
+        raise DVPError(_nothing_passes(test, options, matrix))
+    matrix = filtered
     matrix, imputed = impute_missing(
         matrix, method=options.impute, width=options.impute_width, shift=options.impute_shift, seed=options.seed
     )
     covariates = design_covariates(samples, runs, test, options) if options.covariates else None
+    _check_residual_df(test, covariates)
     return PreparedTest(matrix, imputed, covariates, _methods_record(test, options, len(matrix), n_before, imputed))
+
+
+def _runs_per_group(test: DifferentialTest) -> str:
+    sizes = test.groups.value_counts()
+    return ", ".join(f"{g} {sizes.get(g, 0)} run{'' if sizes.get(g, 0) == 1 else 's'}" for g in test.weights)
+
+
+def _nothing_passes(test: DifferentialTest, options: DifferentialOptions, matrix: pd.DataFrame) -> str:
+    """Why no protein of a test passed the valid-value filter, and what to change.
+
+    ``matrix`` is the test's matrix before the filter.
+    """
+    sizes = test.groups.value_counts()
+    if options.min_valid_fraction is not None:
+        rule = f"{options.min_valid_fraction:.0%} of its runs observed (differential.min_valid_fraction)"
+        needed = {g: int(np.ceil(options.min_valid_fraction * n - 1e-9)) for g, n in sizes.items()}
+    else:
+        rule = f"at least {options.min_valid_per_group} value(s) (differential.min_valid_per_group)"
+        needed = dict.fromkeys(sizes.index, options.min_valid_per_group)
+    # The most values any one protein has in each group: a group where even that falls short empties the matrix.
+    best = matrix.notna().T.groupby(test.groups.loc[matrix.columns]).sum().max(axis=1)
+    which = "each group" if options.valid_in == "each" else "at least one group"
+    reasons = []
+    for g in test.weights:
+        n, most = int(sizes.get(g, 0)), int(best.get(g, 0))
+        if most >= needed.get(g, 0):
+            continue
+        runs = ", ".join(map(str, test.groups.index[test.groups == g]))
+        if n < needed[g]:
+            reasons.append(
+                f"group {g} has {n} run(s) ({runs}), fewer than the filter asks: add runs, or lower "
+                f"differential.min_valid_per_group to {max(n, 1)}"
+            )
+        elif most == 0:
+            reasons.append(
+                f"group {g}'s run(s) {runs} have no values in the protein matrix: check them in the QC table"
+            )
+        else:
+            reasons.append(
+                f"in group {g} ({n} runs) no protein has more than {most} value(s): lower "
+                "differential.min_valid_per_group or min_valid_fraction"
+            )
+    if options.valid_in == "each" and len(reasons) < len(test.weights):
+        reasons.append("or set valid_in: any with imputation, to test proteins seen in one group only")
+    advice = "; ".join(reasons)
+    return (
+        f"{test.key} ({test.description}): no protein passes the valid-value filter, which asks {which} for "
+        f"{rule}; 0 of {len(matrix)} proteins kept. {advice[:1].upper()}{advice[1:]}"
+    )
+
+
+def _check_residual_df(test: DifferentialTest, covariates: pd.DataFrame | None) -> None:
+    """Refuse a test whose design leaves no residual degrees of freedom: limma could estimate no variance."""
+    design = design_matrix(test.groups.astype(str), covariates=covariates).to_numpy()
+    rank = np.linalg.matrix_rank(design)
+    if rank < design.shape[1]:
+        return  # confounded covariates: moderated_ttest names that
+    if len(design) - rank <= 0:
+        extra = f" and {len(design.T) - test.groups.nunique()} covariate level(s)" if covariates is not None else ""
+        raise DVPError(
+            f"{test.key} ({test.description}): {len(design)} runs for {test.groups.nunique()} groups{extra} leave "
+            f"no residual degrees of freedom, so no variance can be estimated (runs: {_runs_per_group(test)}); "
+            "a group needs a second run" + (", or drop a covariate" if covariates is not None else "")
+        )
 
 
 def design_covariates(

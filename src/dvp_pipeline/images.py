@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import xml.etree.ElementTree as ET
+import xml.parsers.expat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import tifffile
 
 from dvp_pipeline.errors import DVPError
 
-__all__ = ["ImageSource", "open_image", "read_image", "read_labels", "write_ome_zarr"]
+__all__ = ["ImageSource", "check_image_size", "open_image", "read_image", "read_labels", "write_ome_zarr"]
 
 # OME lengths may come in any unit; pixel sizes are reported in micrometres.
 _UM_PER_UNIT = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6, "Å": 1e-4}
@@ -79,9 +80,8 @@ def read_image(
     tiff_logger.addHandler(damage)
     try:
         with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
+            series = _first_series(tif, path)
             axes = series.axes
-            _check_data_within_file(series, tif.filehandle.size, path)
             data = series.asarray()
             ome_names, pixel_size = _ome_metadata(tif.ome_metadata) if tif.is_ome else (None, None)
             if pixel_size is None and tif.is_imagej:
@@ -126,14 +126,114 @@ class _ErrorCollector(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _check_data_within_file(series: tifffile.TiffPageSeries, size: int, path: Path) -> None:
-    """Fail if any image data segment of the series lies past the end of the file (truncated copy)."""
+def _first_series(tif: tifffile.TiffFile, path: Path) -> tifffile.TiffPageSeries:
+    """The image series a reader uses, after the checks that must come before tifffile interprets the file."""
+    # tifffile parses OME-XML (and other XML descriptions) with ElementTree when it builds the series,
+    # which expands internal entities; a DTD is refused before that happens.
+    description = tif.pages[0].description if len(tif.pages) else ""
+    _refuse_xml_declarations(description, path)
+    series = tif.series[0]
+    _check_page_data(series, tif.filehandle.size, path)
+    return series
+
+
+class _Declaration(Exception):
+    """A DOCTYPE or entity declaration met while scanning XML metadata."""
+
+
+def _refuse_xml_declarations(text: str, path: Path) -> None:
+    """Refuse XML metadata with a DOCTYPE or entity declarations (billion laughs, external entities/XXE).
+
+    OME-XML never needs a DTD (it is defined by an XML Schema), so one is a sign of a crafted file. Other
+    damage to the XML is left to tifffile, which reports it.
+    """
+    if not text or "<!" not in text or not text.lstrip().startswith("<"):
+        return
+
+    def found(*_args) -> None:
+        raise _Declaration
+
+    parser = xml.parsers.expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = found
+    parser.EntityDeclHandler = found
+    parser.UnparsedEntityDeclHandler = found
+    parser.ExternalEntityRefHandler = found
+    try:
+        parser.Parse(text, True)
+    except _Declaration:
+        raise DVPError(
+            f"{path}: OME-XML contains a DTD/entity declaration; refused for safety (entities can expand "
+            "without bound or read other files). Export the image again without a DOCTYPE"
+        ) from None
+    except (xml.parsers.expat.ExpatError, LookupError, UnicodeError):
+        pass  # damaged XML without a DTD: tifffile reports it when it reads the metadata
+
+
+def _check_page_data(series: tifffile.TiffPageSeries, size: int, path: Path) -> None:
+    """Fail if the series' pages do not hold the data their headers promise (truncated or damaged copy).
+
+    Checked: the number of strips or tiles matches the image size in the header (a damaged size would
+    otherwise read as a huge image of zeros), every data segment lies within the file, and uncompressed
+    data has all its bytes.
+    """
     for page in series.pages:
         if page is None:
             continue
-        ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts, strict=False) if c]
+        key = page.keyframe
+        if 0 in key.shape:
+            continue  # an empty image, reported as such by the readers
+        offsets, counts = page.dataoffsets, page.databytecounts
+        expected = int(np.prod(key.chunked))
+        if len(offsets) != expected or len(counts) != expected:
+            raise DVPError(
+                f"{path}: damaged TIFF (the header's image size {'x'.join(map(str, key.shape))} needs {expected} "
+                f"strips or tiles, the file lists {len(offsets)})"
+            )
+        ends = [o + c for o, c in zip(offsets, counts, strict=False) if c]
         if ends and max(ends) > size:
             raise DVPError(f"{path}: truncated TIFF (image data ends at byte {max(ends)}, file has {size})")
+        if key.compression == 1 and key.bitspersample % 8 == 0 and sum(counts) < key.nbytes:
+            raise DVPError(
+                f"{path}: damaged TIFF (uncompressed image of {key.nbytes} bytes, the file holds {sum(counts)})"
+            )
+
+
+def check_image_size(
+    shape: Sequence[int], *, pixel_size_um: float, nucleus_diameter_um: float, source: str | os.PathLike = "image"
+) -> None:
+    """Refuse an image too small to hold one cell: each side must span at least one nucleus diameter.
+
+    A smaller image (a 1 x 1 test file, a wrong crop, a pixel size off by a factor of 1000) would
+    otherwise segment to no cells and fail later, in the select stage, with a message about something else.
+
+    Parameters
+    ----------
+    shape
+        The image's shape; the last two entries are (y, x) in pixels.
+    pixel_size_um
+        Micrometres per pixel.
+    nucleus_diameter_um
+        The smallest side, in micrometres, an image may have (``segment.classical.nucleus_diameter_um``).
+    source
+        The image, named in the message.
+
+    Examples
+    --------
+    >>> check_image_size((2, 1, 1), pixel_size_um=0.5, nucleus_diameter_um=7.0, source="a.tif")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    dvp_pipeline.errors.DVPError: a.tif: the image is 1 x 1 pixels (0.5 x 0.5 um ...), smaller than one nucleus ...
+    """
+    if not (np.isfinite(pixel_size_um) and pixel_size_um > 0):
+        raise DVPError(f"{source}: pixel size must be a positive number of micrometres, got {pixel_size_um}")
+    height, width = (int(n) for n in shape[-2:])
+    need = int(np.ceil(nucleus_diameter_um / pixel_size_um - 1e-9))
+    if min(height, width) < need:
+        raise DVPError(
+            f"{source}: the image is {height} x {width} pixels ({height * pixel_size_um:.3g} x "
+            f"{width * pixel_size_um:.3g} um at {pixel_size_um:.3g} um per pixel), smaller than one nucleus "
+            f"({nucleus_diameter_um:.3g} um = {need} pixels) across; is it the right image, with the right pixel size?"
+        )
 
 
 def _to_cyx(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
@@ -349,8 +449,7 @@ def _open_tiff(path: Path) -> tuple[ImageSource, list[str] | None]:
     tif = None
     try:
         tif = tifffile.TiffFile(path)
-        series = tif.series[0]
-        _check_data_within_file(series, tif.filehandle.size, path)
+        series = _first_series(tif, path)
         if series.size == 0:
             raise DVPError(f"{path}: image is empty (shape {series.shape})")
         # level 0 of a pyramid is the full resolution; the other levels are downsampled copies.

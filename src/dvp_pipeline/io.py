@@ -72,8 +72,9 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as err:  # a file where the folder should be
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), err.filename) from err
+    except (FileExistsError, NotADirectoryError) as err:  # a file where a folder should be: name that file
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), err.filename)
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(blocker)) from err
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{''.join(path.suffixes[-1:])}")
     try:
         yield tmp

@@ -224,6 +224,8 @@ def _parse_safely(data: bytes, where: str) -> ET.Element:
         parser.Parse(data, True)
     except xml.parsers.expat.ExpatError as err:
         raise DVPError(f"{where}: not well-formed XML ({err})") from err
+    except (LookupError, UnicodeError) as err:  # the XML declaration names an unknown or wrong encoding
+        raise DVPError(f"{where}: cannot decode the XML ({err}); expected UTF-8 as the LMD writes it") from err
     return builder.close()
 
 

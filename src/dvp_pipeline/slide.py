@@ -30,6 +30,7 @@ import tifffile
 from dvp_pipeline import io
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.features import add_neighbourhood_counts, measure_cells
+from dvp_pipeline.images import check_image_size
 from dvp_pipeline.options import SegmentOptions
 from dvp_pipeline.tiling import MIN_CONTRAST, Tile, plan_tiles, segment_tile, stitch_tiles, tiles_of
 
@@ -73,6 +74,8 @@ def plan_slide(
     image, options: SegmentOptions, *, nuclear_channel: str | None, pixel_size_um: float, source: str = "image"
 ) -> dict:
     """The tiling plan of an image (JSON-ready): tiles, per-tile options and the channel names."""
+    diameter = options.classical.nucleus_diameter_um
+    check_image_size(image.shape, pixel_size_um=pixel_size_um, nucleus_diameter_um=diameter, source=source)
     names = list(image.names)
     method, settings = method_options(
         options, names, nuclear_channel=nuclear_channel, pixel_size_um=pixel_size_um, source=source

@@ -13,6 +13,7 @@ import sys
 
 from dvp_pipeline import __version__
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.io import file_system_error
 
 # Order shown in --help: the pipeline's order, then the helpers.
 COMMANDS = [
@@ -66,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except DVPError as err:
         print(f"dvp {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        # Disk full, quota, file-size limit, read-only or forbidden: the user's to fix, told in one line.
+        # Any other OSError is a bug and keeps its traceback.
+        message = file_system_error(err)
+        if message is None:
+            raise
+        print(f"dvp {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

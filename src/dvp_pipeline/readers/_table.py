@@ -85,9 +85,22 @@ def read_columns(path: str | Path, wanted: list[str], *, what: str) -> pd.DataFr
                     strings_can_be_null=True,
                 ),
             )
+        nested = [f.name for f in table.schema if pa.types.is_nested(f.type)]
+        if nested:
+            raise DVPError(f"{path}: column(s) {', '.join(nested)} hold lists or records, expected text or numbers")
+        # pyarrow reads a text column whose bytes are not UTF-8 as binary, which pandas cannot decode.
+        binary = [
+            f.name
+            for f in table.schema
+            if pa.types.is_binary(f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+        ]
+        if binary:
+            raise DVPError(f"{path}: column(s) {', '.join(binary)} are not UTF-8 text; export the report as UTF-8")
+        return table.to_pandas()  # inside the try: damaged pandas metadata in a Parquet file fails here
+    except DVPError:
+        raise
     except Exception as err:
         raise DVPError(f"{path}: cannot read columns {', '.join(wanted)} ({err})") from err
-    return table.to_pandas()
 
 
 def numeric(frame: pd.DataFrame, column: str, path: str | Path, *, allow_negative: bool = False) -> pd.Series:
