@@ -283,3 +283,18 @@ def test_a_users_gene_set_file_is_an_input_of_the_pathway_job(project):
     assert done.returncode == 0, done.stderr[-2000:]
     job = done.stdout[done.stdout.index("rule pathways:") :].split("\n\n")[0]
     assert "my_sets.gmt" in job.split("input:")[1].splitlines()[0]
+
+
+def test_images_without_a_pixel_size_or_smaller_than_a_nucleus_are_refused_before_any_job(project):
+    """Both once passed the dry run: the first failed in the segment job, the second in select."""
+    import tifffile
+
+    path = project / "data" / "sample" / "images" / "TEN02.ome.tif"
+    tifffile.imwrite(path, np.zeros((4, 32, 32), np.uint16), photometric="minisblack")  # no OME, no pixel size
+    sheet = project / "config" / "samples.tsv"
+    sheet.write_text(sheet.read_text().replace("\t0.5\n", "\t\n"))
+    with pytest.raises(DVPError, match=r"row 3 \(sample TEN02\): .*no pixel size in the image metadata"):
+        _load(project)
+    write_ome_tiff(np.zeros((4, 6, 6), np.uint16), path, channels=["DAPI", "KRT14", "CD8", "CD163"], pixel_size_um=0.5)
+    with pytest.raises(DVPError, match=r"row 3 \(sample TEN02\): .*6 x 6 pixels .*smaller than one nucleus"):
+        _load(project)

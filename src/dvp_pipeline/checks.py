@@ -145,19 +145,33 @@ def _used_channels(config: dict) -> dict[str, str]:
 
 
 def check_channels(config: dict, samples: pd.DataFrame, *, base: Path, source: str, samples_path: Path) -> None:
-    """Every image opens with the configured channels, and every channel the config uses is one of them.
+    """Every image opens with the configured channels, has a pixel size, holds at least one nucleus, and
+    every channel the config uses is one of its channels.
 
     Reads only the images' metadata, through the same :func:`~dvp_pipeline.images.open_image` the
-    segment stage uses, so the names checked are the names the stages will see.
+    segment stage uses, so the names checked are the names the stages will see; the pixel size is
+    resolved as the segment rule does (samples sheet, then config, then the image's metadata).
     """
-    from dvp_pipeline.images import open_image
+    from dvp_pipeline.images import check_image_size, open_image
 
     used = _used_channels(config)
     for i, row in samples.iterrows():
         where = f"{samples_path}, row {i + 2} (sample {row['sample']})"
         try:
             with open_image(base / row["image"], channels=config.get("channels")) as image:
-                names = list(image.names)
+                names, shape, file_pixel_size = list(image.names), image.shape, image.pixel_size_um
+            sheet_pixel_size = row.get("pixel_size_um")
+            pixel_size = next(
+                (p for p in (sheet_pixel_size, config["pixel_size_um"], file_pixel_size) if p is not None and p == p),
+                None,
+            )
+            if pixel_size is None:
+                raise DVPError(
+                    f"{row['image']}: no pixel size in the image metadata; set pixel_size_um in the samples sheet "
+                    "or the config"
+                )
+            diameter = config["segment"]["classical"]["nucleus_diameter_um"]
+            check_image_size(shape, pixel_size_um=float(pixel_size), nucleus_diameter_um=diameter, source=row["image"])
         except DVPError as err:
             raise DVPError(f"{where}: {err}") from err
         for channel, key in used.items():
