@@ -210,7 +210,7 @@ def check_design(config: dict, samples: pd.DataFrame, runs: pd.DataFrame, *, sou
     from dvp_pipeline.options import DifferentialOptions
     from dvp_pipeline.stats import design_matrix
 
-    options = DifferentialOptions._build(config["differential"])
+    options = DifferentialOptions.from_validated(config["differential"])
     pairs = [tuple(c) for c in options.contrasts]
     for i, pair in enumerate(pairs):
         if pair in pairs[:i]:
@@ -298,7 +298,7 @@ def check_report(config: dict, *, base: Path) -> str:
     from dvp_pipeline.options import QuantifyOptions
     from dvp_pipeline.readers import Filters, check_columns
 
-    options = QuantifyOptions._build(config["quantify"])
+    options = QuantifyOptions.from_validated(config["quantify"])
     return check_columns(base / options.report, fmt=options.format, filters=Filters.from_options(options))
 
 
@@ -307,7 +307,7 @@ def check_report_runs(config: dict, runs: pd.DataFrame, *, base: Path, runs_path
     from dvp_pipeline.options import QuantifyOptions
     from dvp_pipeline.quant import config_runs
 
-    options = QuantifyOptions._build(config["quantify"])
+    options = QuantifyOptions.from_validated(config["quantify"])
     if options.format != "mzml":
         fmt = check_report(config, base=base)
         log.info("%s: %s format, every column the quantify stage reads is there", base / options.report, fmt)

@@ -61,17 +61,18 @@ class Options:
         if cls.SECTION is None:
             raise TypeError(f"{cls.__name__} is a nested group; build its section's class instead")
         values = section_options(copy.deepcopy(dict(mapping or {})), cls.SECTION, source=source)
-        return cls._build(values)
+        return cls.from_validated(values)
 
     @classmethod
-    def _build(cls, values: Mapping[str, Any]) -> Self:
+    def from_validated(cls, values: Mapping[str, Any]) -> Self:
+        """Type a section that the schema has already validated and filled (no second validation)."""
         hints = typing.get_type_hints(cls)
         kwargs = {}
         for field in dataclasses.fields(cls):
             value = values.get(field.name)
             nested = hints[field.name]
             if isinstance(nested, type) and issubclass(nested, Options):
-                value = nested._build(value or {})
+                value = nested.from_validated(value or {})
             kwargs[field.name] = value
         return cls(**kwargs)
 
@@ -295,7 +296,7 @@ class PipelineOptions:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> PipelineOptions:
         """Type an already validated config (defaults filled by :func:`dvp_pipeline.config.load_config`)."""
-        return cls(**{name: SECTIONS[name]._build(config[name]) for name in SECTIONS})
+        return cls(**{name: SECTIONS[name].from_validated(config[name]) for name in SECTIONS})
 
 
 def schema_default(section: str, key: str) -> Any:
