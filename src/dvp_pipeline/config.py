@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 
 from dvp_pipeline.errors import DVPError
+from dvp_pipeline.io import read_text
 
 __all__ = ["Project", "load_config", "load_yaml", "load_project", "read_sheet", "schema", "section_options", "validate"]
 
@@ -146,11 +147,7 @@ def load_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DVPError(f"{path}: config file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DVPError(f"{path}: not a text file in UTF-8 ({err}); is it the config.yaml?") from err
-    config = load_yaml(text, source=str(path))
+    config = load_yaml(read_text(path, what="the config.yaml"), source=str(path))
     if not isinstance(config, dict):
         raise DVPError(f"{path}: expected a mapping of keys to values at the top level")
     return validate(config, "config.schema.yaml", source=str(path))

@@ -138,6 +138,14 @@ def read_table(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
         raise DVPError(f"{path}: cannot read table ({err})") from err
 
 
+def read_text(path: str | os.PathLike, *, what: str) -> str:
+    """A UTF-8 text file, failing with a :class:`DVPError` naming it (``what`` it should be) when it is not text."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DVPError(f"{path}: not a text file in UTF-8 ({err}); is it {what}?") from err
+
+
 def write_json(obj, path: str | os.PathLike) -> None:
     """Write JSON atomically (sorted keys, so reruns give identical files)."""
     with atomic_output(path) as tmp:

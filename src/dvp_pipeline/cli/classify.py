@@ -73,11 +73,7 @@ def run(args) -> None:
         path = Path(args.model)
         if not path.is_file():
             raise DVPError(f"--model: file {path} not found")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise DVPError(f"{path}: not a JSON classifier model (not UTF-8 text: {err})") from err
-        model = load_model(text, source=str(path))
+        model = load_model(io.read_text(path, what="a JSON classifier model"), source=str(path))
     try:
         classified, thresholds = classify_sample(cells, options, model=model)
     except DVPError as err:
