@@ -42,9 +42,9 @@ def test_fdr_filter_and_xic_window(mzml_demo):
 
 
 def test_malformed_mzml_and_identifications(mzml_demo, tmp_path):
-    bad = tmp_path / "broken.mzML"
+    bad = tmp_path / "mzml_run1.mzML"  # the run its identifications name, but not mzML
     bad.write_text("this is not XML at all")
-    with pytest.raises(DVPError, match="broken.mzML: not a readable mzML file"):
+    with pytest.raises(DVPError, match="mzml_run1.mzML: not a readable mzML file"):
         quantify_runs([bad], mzml_demo["identifications"][:1])
     with pytest.raises(DVPError, match="one identification file per mzML run"):
         quantify_runs(mzml_demo["spectra"], mzml_demo["identifications"][:1])

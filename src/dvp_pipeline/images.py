@@ -13,9 +13,11 @@ whose :meth:`~ImageSource.read` loads only the region asked for, so no whole sli
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
+import re
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
 from collections.abc import Sequence
@@ -28,6 +30,9 @@ from dvp_pipeline.errors import DVPError
 
 __all__ = ["ImageSource", "check_image_size", "open_image", "read_image", "read_labels", "write_ome_zarr"]
 
+# Microscope vendors' formats, read through bioio and one plugin each (the ``formats`` extra).
+_BIOIO_FORMATS = {".czi": ("CZI", "bioio_czi"), ".lif": ("LIF", "bioio_lif"), ".nd2": ("ND2", "bioio_nd2")}
+
 # OME lengths may come in any unit; pixel sizes are reported in micrometres.
 _UM_PER_UNIT = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6, "Å": 1e-4}
 
@@ -35,7 +40,7 @@ _UM_PER_UNIT = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "cm
 def read_image(
     path: str | os.PathLike, *, channels: Sequence[str] | None = None
 ) -> tuple[np.ndarray, list[str], float | None]:
-    """Read a whole (multi-channel) TIFF, OME-TIFF or OME-Zarr image into memory.
+    """Read a whole (multi-channel) TIFF, OME-TIFF, OME-Zarr, CZI, LIF or ND2 image into memory.
 
     For whole slides use :func:`open_image`, which reads regions on request.
 
@@ -58,7 +63,7 @@ def read_image(
     names
         One name per channel of ``image``.
     pixel_size_um
-        Pixel size in micrometres from the OME ``PhysicalSizeX`` or ImageJ resolution, or ``None``
+        Pixel size in micrometres from the OME ``PhysicalSizeX``, ImageJ resolution or CZI/LIF/ND2 metadata, or ``None``
         when the file does not say.
 
     Examples
@@ -68,7 +73,7 @@ def read_image(
     ((2, 320, 320), ['DAPI', 'CD8'], 0.5)
     """
     path = Path(path)
-    if path.is_dir():  # OME-Zarr
+    if path.is_dir() or path.suffix.lower() in _BIOIO_FORMATS:  # OME-Zarr, CZI, LIF, ND2
         with open_image(path, channels=channels) as source:
             return source.read(), source.names, source.pixel_size_um
     if not path.is_file():
@@ -374,13 +379,15 @@ class ImageSource:
 
 
 def open_image(path: str | os.PathLike, *, channels: Sequence[str] | None = None) -> ImageSource:
-    """Open an OME-TIFF, TIFF or OME-Zarr image for reading regions lazily.
+    """Open an OME-TIFF, TIFF, OME-Zarr, CZI, LIF or ND2 image for reading regions lazily.
 
     Parameters
     ----------
     path
-        The image: a TIFF/OME-TIFF file (for a pyramid, the full-resolution level is read) or an
-        OME-Zarr folder (``.zarr``; the first, full-resolution dataset of the first multiscale).
+        The image: a TIFF/OME-TIFF file (for a pyramid, the full-resolution level is read), an
+        OME-Zarr folder (``.zarr``; the first, full-resolution dataset of the first multiscale), or a
+        Zeiss ``.czi``, Leica ``.lif`` or Nikon ``.nd2`` file (the first scene at full resolution,
+        mosaics stitched; needs the ``formats`` extra).
     channels
         As in :func:`read_image`: names that select and order the file's named channels, or name an
         unnamed file's channels in order (their number must match).
@@ -401,6 +408,8 @@ def open_image(path: str | os.PathLike, *, channels: Sequence[str] | None = None
         raise DVPError(f"{path}: image file not found")
     if path.is_dir():
         source, file_names = _open_ome_zarr(path)
+    elif path.suffix.lower() in _BIOIO_FORMATS:
+        source, file_names = _open_bioio(path)
     else:
         source, file_names = _open_tiff(path)
     try:
@@ -483,6 +492,87 @@ def _open_tiff(path: Path) -> tuple[ImageSource, list[str] | None]:
         close()
         raise
     return source, names
+
+
+def _open_bioio(path: Path) -> tuple[ImageSource, list[str] | None]:
+    """The first scene of a CZI, LIF or ND2 file at full resolution, through bioio and the format's plugin.
+
+    Mosaics come stitched by the plugin. A stack (z or time) or any other axis with more than one plane is
+    refused, as for TIFF, instead of being read as one of its planes.
+    """
+    fmt, module = _BIOIO_FORMATS[path.suffix.lower()]
+    try:
+        import bioio
+
+        plugin = importlib.import_module(module)
+    except ImportError:
+        raise DVPError(f"{path}: reading {fmt} needs the formats extra: pip install 'dvp-pipeline[formats]'") from None
+    try:
+        image = bioio.BioImage(path, reader=plugin.Reader)
+        sizes = dict(zip(image.dims.order, image.dims.shape, strict=True))
+        native = dict(zip(image.reader.dims.order, image.reader.dims.shape, strict=True))
+        if fmt == "LIF":
+            native.update(_lif_sizes(path))
+        names = [str(n) for n in image.channel_names or []]
+        pixel_size = image.physical_pixel_sizes.X  # bioio reports micrometres
+        order = "CYXS" if "S" in sizes else "CYX"
+        stacks = [f"{sizes[a]} {what}" for a, what in (("Z", "z-planes"), ("T", "time points")) if sizes.get(a, 1) > 1]
+        other = [f"{a} = {n}" for a, n in native.items() if a not in ("T", "C", "Z", "Y", "X", "S", "M") and n > 1]
+        if stacks or other:
+            raise DVPError(
+                f"{path}: the first scene has {', '.join(stacks + other)}; expected one 2-D plane per channel "
+                "(project z-stacks / time series, or export the planes as channels, first)"
+            )
+        array = _BioioRegions(image, order, indexed=fmt == "ND2")
+    except DVPError:
+        raise
+    except Exception as err:  # the plugins raise many types for damaged or foreign files
+        raise DVPError(f"{path}: not a readable {fmt} image ({type(err).__name__}: {err})") from err
+    # bioio names unnamed channels Channel:<scene>:<index>; those are no names.
+    if not names or any(re.fullmatch(r"Channel:\d+:\d+", n) for n in names):
+        names = None
+    if pixel_size is not None and not (np.isfinite(pixel_size) and pixel_size > 0):
+        pixel_size = None
+    return ImageSource(array, order, [], None if pixel_size is None else float(pixel_size), path), names
+
+
+def _lif_sizes(path: Path) -> dict[str, int]:
+    """Axis sizes of a LIF file's first image as liffile reads them.
+
+    bioio-lif keeps only the T, C, Z, Y, X and tile axes and reads the first plane of any other (a
+    spectral λ scan, say), so the file's own axes are checked.
+    """
+    import liffile
+
+    with liffile.LifFile(path) as lif:
+        return dict(lif.images[0].sizes) if lif.images else {}
+
+
+class _BioioRegions:
+    """The (channels, y, x[, samples]) planes at T = Z = 0 of a bioio image, read a region at a time."""
+
+    def __init__(self, image, order: str, *, indexed: bool):
+        self._image = image
+        self._order = order
+        self._indexed = indexed
+        self._dask = image.get_image_dask_data(order, T=0, Z=0)
+        self.shape = self._dask.shape
+        self.dtype = self._dask.dtype
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        if not self._indexed:
+            # Dask chunks are the file's tiles (or planes), so only those under the region are read;
+            # synchronously, so no thread pool holds several tiles at once.
+            return self._dask[index].compute(scheduler="synchronous")
+        # An ND2 frame is memory-mapped and the plugin slices the region out of it, where the dask
+        # array would copy whole frames (a stitched slide is one frame).
+        # bioio needs slices with explicit bounds.
+        specs = {
+            a: slice(k, k + 1) if isinstance(k, int) else slice(*k.indices(n))
+            for a, k, n in zip(self._order, index, self.shape, strict=True)
+        }
+        data = self._image.get_image_data(self._order, T=0, Z=0, **specs)
+        return data[tuple(0 if isinstance(k, int) else slice(None) for k in index)]
 
 
 def _open_ome_zarr(path: Path) -> tuple[ImageSource, list[str] | None]:

@@ -177,7 +177,8 @@ class MzMLOptions(Options):
     """``quantify.mzml``: MS1 quantification of identified precursors."""
 
     fdr: float
-    decoy_prefix: str
+    score: str | None
+    higher_is_better: bool | None
     ppm: float
     rt_window: float
     isotopes: int
@@ -196,6 +197,7 @@ class QuantifyOptions(Options):
     match_between_runs: bool
     decoy_pattern: str
     contaminant_pattern: str
+    duplicate_ions: str
     min_precursors: int
     method: str
     top_n: int

@@ -477,7 +477,14 @@ def read_configured_ions(options: QuantifyOptions) -> pd.DataFrame:
 
         m = options.mzml
         settings = MS1Settings(
-            fdr=m.fdr, decoy_prefix=m.decoy_prefix, ppm=m.ppm, rt_window=m.rt_window, isotopes=m.isotopes
+            fdr=m.fdr,
+            score=m.score,
+            higher_is_better=m.higher_is_better,
+            decoy_pattern=options.decoy_pattern,
+            contaminant_pattern=options.contaminant_pattern,
+            ppm=m.ppm,
+            rt_window=m.rt_window,
+            isotopes=m.isotopes,
         )
         return quantify_runs(options.spectra, options.identifications, settings)
     return read_ions(options.report, fmt=options.format, filters=Filters.from_options(options))
@@ -502,6 +509,9 @@ def quantify_cohort(
 ) -> Quantification:
     """Quantify the runs of the runs sheet (in its order): the library function behind ``dvp quantify``."""
     precursors = read_configured_ions(options)
+    # A protein-level input (DIA-NN's pg_matrix, MaxQuant's proteinGroups) holds the engine's own protein
+    # quantities, one "ion" per protein: they are kept as they are.
+    quantified = bool(precursors.attrs.get("quantified"))
     wanted = list(runs["run"])
     precursors = precursors[precursors["run"].isin(wanted)]
     present = set(precursors["run"].astype(str))
@@ -509,7 +519,7 @@ def quantify_cohort(
     if absent:
         raise DVPError(f"{options.source}: no precursor passes the filters in run(s) {', '.join(absent)}")
     n_prec = precursors.groupby("protein", observed=True)["precursor"].nunique()
-    keep = n_prec.index[n_prec >= options.min_precursors]
+    keep = n_prec.index[n_prec >= (1 if quantified else options.min_precursors)]
     precursors = precursors[precursors["protein"].isin(keep)]
     if precursors.empty:
         raise DVPError(f"no protein has {options.min_precursors} or more precursors (quantify.min_precursors)")
@@ -521,9 +531,11 @@ def quantify_cohort(
     )
     meta = runs.merge(samples[["sample", "condition"]], on="sample", how="left").set_index("run")
     within = meta["cell_type"] if options.normalize_within == "cell_type" else None
+    if quantified:
+        log.info("%s holds protein quantities: quantify.method %s is not applied", options.source, options.method)
     proteins = quantify(
         precursors,
-        method=options.method,
+        method="sum" if quantified else options.method,  # the sum of a protein's one value is that value
         top=options.top_n,
         normalization=options.normalize,
         groups=within,

@@ -8,25 +8,40 @@ path from spectra (:mod:`dvp_pipeline.readers.mzml`) feeds the same table.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
 
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.readers import alphadia, diann, generic, spectronaut
-from dvp_pipeline.readers._table import HEADER_ONLY, ION_COLUMNS, ColumnsPresent, Filters, columns
-from dvp_pipeline.readers.maxquant import Evidence, ProteinGroups
+from dvp_pipeline.readers import alphadia, diann, diann_matrix, fragpipe, generic, spectronaut
+from dvp_pipeline.readers._table import (
+    HEADER_ONLY,
+    ION_COLUMNS,
+    ColumnsPresent,
+    Filters,
+    collapse_duplicates,
+    columns,
+    table_suffix,
+)
+from dvp_pipeline.readers.maxquant import Evidence, Peptides, ProteinGroups
 
 #: Format name -> reader, in the order auto-detection tries them.
 READERS = {
     "diann": diann,
+    "diann_matrix": diann_matrix,
     "alphadia": alphadia,
+    "alphadia_matrix": alphadia.Matrix,
     "spectronaut": spectronaut,
     "maxquant_evidence": Evidence,
+    "maxquant_peptides": Peptides,
     "maxquant_proteingroups": ProteinGroups,
+    "fragpipe": fragpipe,
     "generic": generic,
 }
 FORMATS = [*READERS, "mzml"]
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FORMATS",
@@ -59,7 +74,7 @@ def detect_format(path: str | Path, fmt: str = "auto") -> str:
             raise DVPError(f"quantify.format: unknown format '{fmt}'; supported: {', '.join(FORMATS)}")
         return fmt
     path = Path(path)
-    if path.suffix.lower() in {".mzml", ".mzid", ".pepxml", ".mztab"}:
+    if table_suffix(path) in {".mzml", ".mzid", ".pepxml", ".mztab"} or path.name.lower().endswith(".pep.xml"):
         raise DVPError(
             f"{path}: spectra and identifications are read with quantify.format: mzml and the lists "
             "quantify.spectra and quantify.identifications, not as quantify.report"
@@ -73,12 +88,22 @@ def detect_format(path: str | Path, fmt: str = "auto") -> str:
 
 
 def read_ions(path: str | Path, *, fmt: str = "auto", filters: Filters | None = None) -> pd.DataFrame:
-    """Read a search-engine output into the ion table, applying ``filters``."""
+    """Read a search-engine output into the ion table, applying ``filters``; the log says what was read."""
     filters = filters or Filters()
     name = detect_format(path, fmt)
     if name == "mzml":
         raise DVPError("read_ions: the mzml format reads several files; use dvp_pipeline.readers.mzml.quantify_runs")
-    return READERS[name].read(Path(path), filters)
+    ions = READERS[name].read(Path(path), filters)
+    log.info("%s: read as %s", path, ions.attrs.get("read_as") or name)
+    ions, merged = collapse_duplicates(ions, filters.duplicate_ions, path)
+    if merged:
+        log.warning(
+            "%s: %d row(s) repeated an ion already reported in the same run; combined by %s (quantify.duplicate_ions)",
+            path,
+            merged,
+            filters.duplicate_ions,
+        )
+    return ions
 
 
 def report_runs(path: str | Path, *, fmt: str = "auto") -> set[str]:

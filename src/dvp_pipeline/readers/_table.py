@@ -2,12 +2,20 @@
 
 Only the columns a reader asks for are read, through pyarrow, with text columns as categoricals: a
 report of tens of millions of rows then costs a few bytes per row and column instead of a Python
-string each.
+string each. Tables compressed as ``.gz``, ``.bz2`` or ``.zip`` (one file inside) are read as they
+are, and rows shorter than the header (older MaxQuant versions drop trailing empty fields) are
+padded with empty values.
 """
 
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
+import io
 import warnings
+import zipfile
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +32,59 @@ from dvp_pipeline.options import schema_default
 #: The intermediate every reader returns, one row per ion (precursor or fragment) and run.
 ION_COLUMNS = ["run", "protein", "genes", "precursor", "intensity"]
 
+#: Compression suffixes read transparently.
+COMPRESSIONS = (".gz", ".bz2", ".zip")
+_NULLS = ["", "NA", "NaN", "nan"]
+
+
+def table_suffix(path: str | Path) -> str:
+    """The suffix of the table inside any compression: ``report.tsv.gz`` -> ``.tsv``."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
+
+
+def run_name(path: str | Path) -> str:
+    """The run a spectrum file holds: its name without ``.mzML`` (``.mzML.gz``, ``.raw``, ``.d``, ...).
+
+    Search engines name runs this way (DIA-NN's ``Run``), and their wide tables by the file path.
+    """
+    name = Path(str(path).replace("\\", "/")).name
+    if name.lower().endswith(".gz"):
+        name = name[:-3]
+    for suffix in (".mzml", ".mzxml", ".raw", ".d", ".wiff", ".mgf", ".dia"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
 
 def _delimiter(path: Path) -> str:
-    return "," if path.suffix.lower() == ".csv" else "\t"
+    return "," if table_suffix(path) == ".csv" else "\t"
+
+
+@contextmanager
+def open_table(path: str | Path):
+    """A binary stream of the table, decompressed; a ``.zip`` must hold exactly one file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        with gzip.open(path, "rb") as fh:
+            yield fh
+    elif suffix == ".bz2":
+        with bz2.open(path, "rb") as fh:
+            yield fh
+    elif suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            # Only the member count matters: nothing is extracted, so member names are never used as paths.
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                raise DVPError(f"{path}: a zipped report must hold exactly one file, found {len(members)}")
+            with archive.open(members[0]) as fh:
+                yield fh
+    else:
+        with open(path, "rb") as fh:
+            yield fh
 
 
 def columns(path: str | Path) -> list[str]:
@@ -35,11 +93,13 @@ def columns(path: str | Path) -> list[str]:
     if not path.is_file():
         raise DVPError(f"{path}: search-engine output not found")
     try:
-        if path.suffix.lower() == ".parquet":
-            return pq.read_schema(path).names
-        with open(path, encoding="utf-8-sig", errors="replace") as fh:
-            header = fh.readline().rstrip("\r\n")
-    except Exception as err:  # pyarrow raises several types for damaged files
+        with open_table(path) as fh:
+            if table_suffix(path) == ".parquet":
+                return pq.read_schema(pa.BufferReader(fh.read()) if path.suffix.lower() in COMPRESSIONS else fh).names
+            header = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="replace").readline().rstrip("\r\n")
+    except DVPError:
+        raise
+    except Exception as err:  # pyarrow, gzip, zipfile raise several types for damaged files
         raise DVPError(f"{path}: cannot read the header ({err}); is it a complete Parquet/TSV file?") from err
     if not header:
         raise DVPError(f"{path}: the file is empty, expected a header line")
@@ -68,23 +128,14 @@ def read_columns(path: str | Path, wanted: list[str], *, what: str) -> pd.DataFr
     if HEADER_ONLY.get():
         raise ColumnsPresent
     try:
-        if path.suffix.lower() == ".parquet":
-            schema = pq.read_schema(path)
-            text = [c for c in wanted if pa.types.is_string(schema.field(c).type)]
-            table = pq.read_table(path, columns=wanted, read_dictionary=text)
+        if table_suffix(path) == ".parquet":
+            with open_table(path) as fh:
+                source = pa.BufferReader(fh.read()) if path.suffix.lower() in COMPRESSIONS else fh
+                schema = pq.read_schema(source)
+                text = [c for c in wanted if pa.types.is_string(schema.field(c).type)]
+                table = pq.read_table(source, columns=wanted, read_dictionary=text)
         else:
-            table = pacsv.read_csv(
-                path,
-                read_options=pacsv.ReadOptions(encoding="utf8"),
-                parse_options=pacsv.ParseOptions(delimiter=_delimiter(path), quote_char=False),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=wanted,
-                    auto_dict_encode=True,
-                    auto_dict_max_cardinality=1 << 30,
-                    null_values=["", "NA", "NaN", "nan"],
-                    strings_can_be_null=True,
-                ),
-            )
+            table = _read_delimited(path, wanted)
         nested = [f.name for f in table.schema if pa.types.is_nested(f.type)]
         if nested:
             raise DVPError(f"{path}: column(s) {', '.join(nested)} hold lists or records, expected text or numbers")
@@ -101,6 +152,54 @@ def read_columns(path: str | Path, wanted: list[str], *, what: str) -> pd.DataFr
         raise
     except Exception as err:
         raise DVPError(f"{path}: cannot read columns {', '.join(wanted)} ({err})") from err
+
+
+def _read_delimited(path: Path, wanted: list[str]) -> pa.Table:
+    """A TSV/CSV's ``wanted`` columns; rows shorter than the header are padded, longer ones refused."""
+    ragged: list[tuple[str, int, int]] = []
+
+    def on_invalid(row) -> str:
+        ragged.append((row.text, row.expected_columns, row.actual_columns))
+        return "skip" if row.actual_columns < row.expected_columns else "error"
+
+    with open_table(path) as fh:
+        try:
+            table = pacsv.read_csv(
+                fh,
+                read_options=pacsv.ReadOptions(encoding="utf8"),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=_delimiter(path), quote_char=False, invalid_row_handler=on_invalid
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=wanted,
+                    auto_dict_encode=True,
+                    auto_dict_max_cardinality=1 << 30,
+                    null_values=_NULLS,
+                    strings_can_be_null=True,
+                ),
+            )
+        except pa.ArrowInvalid:
+            row, expected, actual = ragged[-1] if ragged else ("", 0, 0)
+            if actual > expected:
+                raise DVPError(
+                    f"{path}: the row starting {row[:60]!r} has {actual} fields but the header {expected}"
+                ) from None
+            raise
+    if not ragged:
+        return table
+    # Short rows were skipped above; read again with pandas, which pads them with empty fields.
+    with open_table(path) as fh:
+        frame = pd.read_csv(
+            fh,
+            sep=_delimiter(path),
+            usecols=wanted,
+            dtype=str,
+            quoting=csv.QUOTE_NONE,
+            keep_default_na=False,
+            na_values=_NULLS,
+            encoding="utf-8-sig",
+        )
+    return pa.Table.from_pandas(frame.astype("category"), preserve_index=False)
 
 
 def numeric(frame: pd.DataFrame, column: str, path: str | Path, *, allow_negative: bool = False) -> pd.Series:
@@ -134,8 +233,13 @@ def text(frame: pd.DataFrame, column: str) -> pd.Series:
     return col.cat.remove_unused_categories()
 
 
-def ion_table(path, *, keep: np.ndarray, run, protein, genes, precursor, intensity, extra=None) -> pd.DataFrame:
-    """Assemble the common ion table from kept rows, failing clearly when nothing is left."""
+def ion_table(
+    path, *, keep: np.ndarray, run, protein, genes, precursor, intensity, extra=None, read_as: str = ""
+) -> pd.DataFrame:
+    """Assemble the common ion table from kept rows, failing clearly when nothing is left.
+
+    ``read_as`` (what was read: format, version, intensity column) is kept in ``attrs`` for the log.
+    """
     keep = np.asarray(keep, dtype=bool) & (np.asarray(intensity) > 0)
     if not keep.any():
         raise DVPError(
@@ -154,7 +258,55 @@ def ion_table(path, *, keep: np.ndarray, run, protein, genes, precursor, intensi
         out[name] = np.asarray(values)[keep]
     for name in ("run", "protein", "genes", "precursor"):
         out[name] = out[name].astype("category").cat.remove_unused_categories()
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    out.attrs["read_as"] = read_as
+    return out
+
+
+def collapse_duplicates(ions: pd.DataFrame, rule: str, path) -> tuple[pd.DataFrame, int]:
+    """Combine rows that report the same ion of a protein in the same run (``rule``: max, sum or error).
+
+    Returns the table and the number of rows merged away.
+    """
+    keys = ["run", "protein", "precursor"]
+    repeated = ions.duplicated(keys)
+    n = int(repeated.sum())
+    if n == 0:
+        return ions, 0
+    if rule == "error":
+        first = ions[repeated].iloc[0]
+        raise DVPError(
+            f"{path}: {n} row(s) repeat an ion already reported in the same run (first: {first['precursor']} of "
+            f"{first['protein']} in run {first['run']}); set quantify.duplicate_ions to max or sum to combine them"
+        )
+    if rule not in ("max", "sum"):
+        raise DVPError(f"quantify.duplicate_ions: unknown rule {rule!r}; expected max, sum or error")
+    how = {c: "first" for c in ions.columns if c not in keys}
+    how["intensity"] = rule
+    out = ions.groupby(keys, observed=True, sort=False).agg(how).reset_index()[list(ions.columns)]
+    for name in ("run", "protein", "genes", "precursor"):
+        out[name] = out[name].astype("category").cat.remove_unused_categories()
+    out.attrs = dict(ions.attrs)
+    return out, n
+
+
+def wide_ions(
+    path, raw: pd.DataFrame, run_columns: dict[str, str], *, protein: str, ion: str, genes: str | None, read_as: str
+) -> pd.DataFrame:
+    """The ion table of a wide table: ``run_columns`` maps each intensity column to its run."""
+    ids = list(dict.fromkeys([protein, ion] + ([genes] if genes else [])))
+    long = raw.melt(id_vars=ids, value_vars=list(run_columns), var_name="column", value_name="value")
+    names = long[protein].astype(str)
+    return ion_table(
+        path,
+        keep=np.ones(len(long), dtype=bool),
+        run=long["column"].map(run_columns),
+        protein=names,
+        genes=long[genes].astype(str).replace("nan", "") if genes else names,
+        precursor=long[ion].astype(str),
+        intensity=np.nan_to_num(numeric(long, "value", path).to_numpy(), nan=0.0),
+        read_as=read_as,
+    )
 
 
 def combine(*parts: pd.Series, sep: str = "") -> pd.Series:
@@ -183,7 +335,10 @@ class Filters:
     quantity
         Intensity column where a format has several (``None``: the format's default).
     decoy_pattern, contaminant_pattern
-        Regular expressions searched in the protein-group name; matching groups are dropped.
+        Regular expressions searched in the protein-group name; matching groups are dropped (after
+        the engine's own decoy and contaminant flags).
+    duplicate_ions
+        How an ion reported more than once in one run is combined: ``max``, ``sum`` or ``error``.
     """
 
     precursor_q: float = _quantify_default("precursor_q")
@@ -192,6 +347,7 @@ class Filters:
     quantity: str | None = _quantify_default("quantity")
     decoy_pattern: str = _quantify_default("decoy_pattern")
     contaminant_pattern: str = _quantify_default("contaminant_pattern")
+    duplicate_ions: str = _quantify_default("duplicate_ions")
 
     @classmethod
     def from_options(cls, options) -> Filters:

@@ -112,8 +112,13 @@ def write_mzml(
                         )
 
 
-def write_mztab(psms: pd.DataFrame, path: str | os.PathLike, *, run: str) -> None:
-    """Write PSMs (sequence, charge, mz, rt in minutes, protein, score, decoy) as a minimal mzTab 1.0."""
+def write_mztab(psms: pd.DataFrame, path: str | os.PathLike, *, run: str, times: Sequence[float]) -> None:
+    """Write PSMs (sequence, charge, mz, rt in minutes, protein, score, decoy) as a minimal mzTab 1.0.
+
+    Each PSM references the spectrum of ``times`` (the run's, minutes) nearest its retention time, as
+    a real PSM references the spectrum it identifies.
+    """
+    times = np.asarray(times, dtype=float)
     header = [
         "MTD\tmzTab-version\t1.0.0",
         "MTD\tmzTab-mode\tSummary",
@@ -131,7 +136,8 @@ def write_mztab(psms: pd.DataFrame, path: str | os.PathLike, *, run: str) -> Non
     for k, p in enumerate(psms.itertuples(index=False)):
         values = [p.sequence, k + 1, p.protein, "null", "null", "null", "[MS, MS:1001476, X!Tandem, ]",
                   f"{p.score:.4f}", "null", f"{p.rt * 60:.3f}", p.charge, f"{p.mz:.5f}", f"{p.mz:.5f}",
-                  f"ms_run[1]:scan={k + 1}", "K", "-", "null", "null", int(p.decoy)]  # fmt: skip
+                  f"ms_run[1]:scan={int(np.argmin(np.abs(times - p.rt))) + 1}", "K", "-", "null", "null",
+                  int(p.decoy)]  # fmt: skip
         lines.append("PSM\t" + "\t".join(map(str, values)))
     write_text("\n".join(header + lines) + "\n", path)
 
@@ -147,7 +153,7 @@ def write_mzml_demo(out: str | os.PathLike, *, seed: int = 7) -> dict:
     spectra, ids = [], []
     for run, (times, mzs, intensities) in sim["runs"].items():
         write_mzml(times, mzs, intensities, out / f"{run}.mzML")
-        write_mztab(sim["psms"][run], out / f"{run}.mzTab", run=run)
+        write_mztab(sim["psms"][run], out / f"{run}.mzTab", run=run, times=sim["runs"][run][0])
         spectra.append(str(out / f"{run}.mzML"))
         ids.append(str(out / f"{run}.mzTab"))
     return {"spectra": spectra, "identifications": ids, "ratios": sim["ratios"]}
