@@ -33,6 +33,16 @@ from dvp_pipeline.readers import read_ions, report_runs
 DATA = Path(__file__).parent / "data"
 
 READER_FIXTURES = sorted(p.name for p in (DATA / "readers").iterdir() if p.name != "make_fixtures.py")
+# The real search-engine files (tests/data/real): every reader, on what the engines write.
+REAL = DATA / "real"
+REAL_REPORTS = sorted(
+    str(p.relative_to(REAL))
+    for p in REAL.glob("*/*")
+    if p.parent.name != "images" and p.suffix.lower() in {".tsv", ".txt", ".gz", ".parquet"}
+)
+REAL_IDENTIFICATIONS = sorted(
+    str(p.relative_to(REAL)) for p in REAL.glob("dda/*") if p.suffix in {".mzTab", ".mzid", ".pepxml"}
+)
 
 # No example database (runs are derandomized) and no .hypothesis/ caches in the working tree.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "dvp-pipeline-hypothesis")
@@ -246,6 +256,12 @@ def reports(draw) -> tuple[str, str]:
                 ["Raw file", "Leading razor protein", "Modified sequence", "Charge", "Intensity", "Reverse"],
                 ["Protein IDs", "Majority protein IDs", "LFQ intensity A", "LFQ intensity B", "Reverse"],
                 ["protein", "ion", "run", "intensity", "genes"],
+                ["File.Name", "Protein.Group", "Precursor.Id", "Q.Value", "PG.Q.Value", "Precursor.Normalised"],
+                ["Protein.Group", "Genes", "Protein.Names", "D:\\x\\run1.raw", "run2.d"],
+                ["raw.name", "pg.name", "precursor.qval", "precursor.idx", "precursor.intensity", "precursor.decoy"],
+                ["pg", "runA", "runB"],
+                ["Modified Sequence", "Charge", "Protein", "Protein ID", "Gene", "A Intensity", "B Intensity"],
+                ["Sequence", "Leading razor protein", "Intensity A", "Intensity B", "Potential contaminant"],
             ]
         )
     )
@@ -274,6 +290,46 @@ def test_report_readers_on_truncated_and_damaged_fixtures(folder, name, damage):
     path = folder / name
     path.write_bytes(damaged((DATA / "readers" / name).read_bytes(), damage))
     _read_report(path)
+
+
+@SETTINGS
+@given(
+    name=st.sampled_from(REAL_REPORTS),
+    damage=DAMAGE,
+    packing=st.sampled_from(["", ".gz", ".bz2", ".zip"]),
+)
+def test_report_readers_on_damaged_real_files(folder, name, damage, packing):
+    """Each real engine file, cut or overwritten (and maybe compressed): parsed, or one DVPError."""
+    import bz2
+    import gzip
+    import zipfile
+
+    raw = (REAL / name).read_bytes()
+    if name.endswith(".gz"):
+        raw, name = gzip.decompress(raw), name[:-3]
+    data = damaged(raw, damage)
+    path = folder / (Path(name).name + packing)
+    if packing == ".gz":
+        path.write_bytes(gzip.compress(data))
+    elif packing == ".bz2":
+        path.write_bytes(bz2.compress(data))
+    elif packing == ".zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr(Path(name).name, data)
+    else:
+        path.write_bytes(data)
+    _read_report(path)
+
+
+@settings(SETTINGS, max_examples=25)
+@given(name=st.sampled_from(REAL_IDENTIFICATIONS), damage=DAMAGE)
+def test_identification_readers_on_damaged_real_files(folder, name, damage):
+    """mzTab, mzIdentML and pepXML from OpenMS, cut or overwritten: parsed, or one DVPError."""
+    from dvp_pipeline.readers.mzml import read_identifications
+
+    path = folder / Path(name).name
+    path.write_bytes(damaged((REAL / name).read_bytes(), damage))
+    parses_or_refuses(lambda: read_identifications(path))
 
 
 @settings(SETTINGS, max_examples=15)

@@ -315,7 +315,9 @@ def check_report_runs(config: dict, runs: pd.DataFrame, *, base: Path, runs_path
     present = config_runs(options, base=base)
     absent = [r for r in runs["run"] if r not in present]
     if absent:
+        shown = ", ".join(sorted(present)[:3]) + (" ..." if len(present) > 3 else "")
         raise DVPError(
             f"{runs_path}: run(s) {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''} "
-            f"not found in the report {report} ({len(present)} runs there)"
+            f"not found in the report {report}{_hint(absent[0], present)}; its {len(present)} runs are named "
+            f"like {shown}"
         )
