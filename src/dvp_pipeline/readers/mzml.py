@@ -194,6 +194,16 @@ def read_identifications(
             raise DVPError(f"{path}: target-decoy filtering on {name} failed ({err}); are decoys present?") from err
     if settings.contaminant_pattern:
         kept = kept[~kept["protein"].str.contains(settings.contaminant_pattern, regex=True)]
+    log.info(
+        "%s: %s, score %s (%s is better, %s), %d of %d PSMs kept",
+        path,
+        fmt,
+        name,
+        "higher" if higher else "lower",
+        "q-value cut" if _is_q_value(name) else "target-decoy FDR",
+        len(kept),
+        len(psms),
+    )
     kept = kept.drop(columns=[c for c in ("id", "q") if c in kept])
     return kept.assign(charge=kept["charge"].astype(int)).reset_index(drop=True)
 
