@@ -137,6 +137,29 @@ def test_pathway_analysis_finds_the_planted_sets(pathways):
     assert pathways.scores.shape[1] == 2 + 18  # set, collection, one column per run
 
 
+def test_pathway_tests_and_scores_take_the_covariates(cohort):
+    """With differential.covariates, camera gets the full design and cameraPR, ORA and GSEA the adjusted
+    moderated t, so their tables change (they used to stay byte-identical); scores may drop the effects."""
+    samples, runs, _, _, matrix, genes = cohort
+    samples = samples.assign(batch=["b1", "b2", "b1", "b2", "b1", "b2"][: len(samples)])
+    shifted = matrix.copy()
+    in_b2 = runs["sample"].map(samples.set_index("sample")["batch"]).eq("b2").to_numpy()
+    shifted.loc[:, in_b2] += np.random.default_rng(3).normal(0, 1, (len(matrix), 1))  # a batch effect per protein
+    options = {"gene_sets": ["hallmark"], "methods": ["camera", "camerapr"]}
+    tables = {}
+    for covariates in ([], ["batch"]):
+        differential = DifferentialOptions.from_mapping({"contrasts": [["TEN", "MPR"]], "covariates": covariates})
+        pathway_options = PathwaysOptions.from_mapping({**options, "scores_remove_covariates": bool(covariates)})
+        tables[bool(covariates)] = pathway_analysis(shifted, genes, samples, runs, pathway_options, differential)
+    for method in ("camera", "camerapr"):
+        plain = tables[False].tables[method]["keratinocyte/TEN_vs_MPR"].set_index("set")["PValue"]
+        adjusted = tables[True].tables[method]["keratinocyte/TEN_vs_MPR"].set_index("set")
+        assert not np.allclose(plain.reindex(adjusted.index), adjusted["PValue"]), method
+        for name in simulate.PLANTED_SETS:  # the batch removed, the planted sets come out again
+            assert adjusted.loc[name, "FDR"] < 0.05 and adjusted.loc[name, "Direction"] == "Up", (method, name)
+    assert not tables[False].scores.equals(tables[True].scores)
+
+
 def test_cohort_report_from_the_stage_results(cohort, pathways):
     samples, runs, _, result, matrix, genes = cohort
     differential = differential_analysis(

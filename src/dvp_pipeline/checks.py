@@ -211,6 +211,8 @@ def check_design(config: dict, samples: pd.DataFrame, runs: pd.DataFrame, *, sou
     from dvp_pipeline.stats import design_matrix
 
     options = DifferentialOptions.from_validated(config["differential"])
+    if not options.contrasts and not options.interactions:
+        raise DVPError(f"{source}: differential: no test asked for; give contrasts, interactions or both")
     pairs = [tuple(c) for c in options.contrasts]
     for i, pair in enumerate(pairs):
         if pair in pairs[:i]:
@@ -266,6 +268,11 @@ def check_gene_sets(config: dict, *, base: Path, source: str) -> None:
     from dvp_pipeline.genesets import collection_label, load_collection
 
     pathways = config["pathways"]
+    if "camerapr" in pathways["methods"] and pathways["inter_gene_cor"] is None:
+        raise DVPError(
+            f"{source}: pathways.methods: camerapr needs a preset pathways.inter_gene_cor (e.g. 0.01); "
+            "only camera can estimate the correlation, from its residuals"
+        )
     if pathways["min_set_size"] > pathways["max_set_size"]:
         raise DVPError(
             f"{source}: pathways.min_set_size ({pathways['min_set_size']}) is larger than "

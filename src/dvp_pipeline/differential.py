@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.normalize import normalize_within, run_normalizer
+from dvp_pipeline.normalize import normalize_within, remove_batch_effect, run_normalizer
 from dvp_pipeline.options import DifferentialOptions
 from dvp_pipeline.stats import design_matrix, moderated_ttest
 
@@ -37,6 +38,8 @@ __all__ = [
     "DifferentialTest",
     "PreparedTest",
     "design_covariates",
+    "remove_covariates",
+    "run_covariates",
     "differential_analysis",
     "differential_tests",
     "impute_missing",
@@ -254,10 +257,34 @@ def design_covariates(
     samples: pd.DataFrame, runs: pd.DataFrame, test: DifferentialTest, options: DifferentialOptions
 ) -> pd.DataFrame:
     """The design covariates of a test's runs, one factor column per samples-sheet column."""
+    return run_covariates(samples, runs, list(test.groups.index), options.covariates, what=test.key)
+
+
+def remove_covariates(
+    matrix: pd.DataFrame, samples: pd.DataFrame, runs: pd.DataFrame, covariates: Sequence[str]
+) -> pd.DataFrame:
+    """The matrix with the effects of ``covariates`` (samples-sheet columns) removed within each cell type,
+    the conditions kept (limma's removeBatchEffect): for per-run scores and plots, not for tests."""
+    if not covariates:
+        return matrix
+    meta = runs.set_index("run").loc[list(matrix.columns)]
+    condition = meta["sample"].map(samples.set_index("sample")["condition"])
+    out = matrix.copy()
+    for _, members in meta.groupby("cell_type", sort=False).groups.items():
+        cols = list(members)
+        factors = run_covariates(samples, runs, cols, list(covariates))
+        out[cols] = remove_batch_effect(matrix[cols], factors, condition[cols])
+    return out
+
+
+def run_covariates(
+    samples: pd.DataFrame, runs: pd.DataFrame, run_names: list[str], columns: list[str], *, what: str = "the runs"
+) -> pd.DataFrame:
+    """Samples-sheet ``columns`` (or ``sample`` itself) for each of ``run_names``, as text factors."""
     sheet = samples.set_index("sample")
-    run_sample = runs.set_index("run")["sample"].loc[list(test.groups.index)]
-    columns = {}
-    for column in options.covariates:
+    run_sample = runs.set_index("run")["sample"].loc[run_names]
+    out = {}
+    for column in columns:
         if column != "sample" and column not in sheet.columns:
             raise DVPError(
                 f"differential.covariates: '{column}' is not a column of the samples sheet "
@@ -265,9 +292,9 @@ def design_covariates(
             )
         values = run_sample if column == "sample" else run_sample.map(sheet[column])
         if values.isna().any():
-            raise DVPError(f"differential.covariates: '{column}' is empty for some samples of {test.key}")
-        columns[column] = values.astype(str).to_numpy()
-    return pd.DataFrame(columns, index=test.groups.index)
+            raise DVPError(f"differential.covariates: '{column}' is empty for some samples of {what}")
+        out[column] = values.astype(str).to_numpy()
+    return pd.DataFrame(out, index=run_names)
 
 
 def _methods_record(

@@ -26,7 +26,7 @@ __all__ = ["EXTRA_PATHWAY_METHODS", "RESERVED_NAMES", "Results"]
 RESERVED_NAMES = frozenset({"cohort", "reports"})
 
 #: Pathway methods written to their own folders next to camera's (``pathways_{method}/``).
-EXTRA_PATHWAY_METHODS = ("ora", "gsea")
+EXTRA_PATHWAY_METHODS = ("camerapr", "ora", "gsea")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ __all__ = [
     "median_to_reference",
     "normalize_within",
     "quantile_normalize",
+    "remove_batch_effect",
     "run_normalizer",
 ]
 
@@ -142,3 +143,43 @@ _NORMALIZERS = {
     "quantify": {"none": _unchanged, "median": median_to_reference, "directlfq": directlfq_normalize},
     "differential": {"median": median_normalize, "quantile": quantile_normalize, "none": _unchanged},
 }
+
+
+def remove_batch_effect(matrix: pd.DataFrame, batches: pd.DataFrame, groups: pd.Series | None = None) -> pd.DataFrame:
+    """limma's ``removeBatchEffect``: the matrix with the effects of the ``batches`` factors removed.
+
+    Each protein is fitted (on its observed runs) with the ``groups`` design, whose effects are kept,
+    plus each batch factor in sum-to-zero coding, whose fitted effects are subtracted; an effect that
+    cannot be estimated counts as 0, as in limma. For plots and per-run scores only: tests take the
+    factors as covariates of their design instead (``differential.covariates``).
+
+    Parameters
+    ----------
+    matrix
+        Proteins x runs, log2, NaN for missing values.
+    batches
+        One column per factor (e.g. batch, patient), indexed by run.
+    groups
+        Biological group of each run (e.g. condition), kept; ``None``: an intercept only.
+    """
+    from dvp_pipeline.stats import _fit_rows, design_matrix
+
+    runs = list(matrix.columns)
+    keep = (
+        design_matrix(groups.loc[runs].astype(str))
+        if groups is not None
+        else pd.DataFrame({"intercept": 1.0}, index=runs)
+    )
+    coding = []
+    for column in batches.columns:
+        values = batches.loc[runs, column].astype(str)
+        levels = sorted(values.unique())
+        # contr.sum: level k -> unit vector k, the last level -> -1 in every column
+        for level in levels[:-1]:
+            coding.append((values == level).astype(float) - (values == levels[-1]).astype(float))
+    if not coding:
+        return matrix.copy()
+    x_batch = np.column_stack([c.to_numpy() for c in coding])
+    x = np.column_stack([keep.to_numpy(), x_batch])
+    coef = _fit_rows(matrix.to_numpy(dtype=float), x)[0][:, keep.shape[1] :]
+    return matrix - np.nan_to_num(coef) @ x_batch.T

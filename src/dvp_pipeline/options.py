@@ -249,6 +249,7 @@ class PathwaysOptions(Options):
     gsea_permutations: int
     seed: int
     scores: str
+    scores_remove_covariates: bool
     highlight: list[str]
 
 

@@ -20,17 +20,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dvp_pipeline.differential import differential_tests, normalize_runs, prepare_test, run_test
+from dvp_pipeline.differential import differential_tests, normalize_runs, prepare_test, remove_covariates, run_test
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.genesets import collection_label, load_collection, sets_to_features
+from dvp_pipeline.gsva import gsva
 from dvp_pipeline.options import DifferentialOptions, PathwaysOptions
 from dvp_pipeline.stats import bh_adjust, contrast_weights, design_matrix, squeeze_var
 
 __all__ = [
     "PathwayResults",
     "camera",
+    "camera_pr",
     "gsea_preranked",
-    "gsva_scores",
     "ora",
     "pathway_analysis",
     "set_scores",
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 #: Result columns of each test, after ``set``, ``collection`` and ``set_size``.
 RESULT_COLUMNS = {
     "camera": ["NGenes", "Correlation", "Direction", "PValue", "FDR"],
+    "camerapr": ["NGenes", "Correlation", "Direction", "PValue", "FDR"],
     "ora": ["NGenes", "Overlap", "Expected", "OddsRatio", "PValue", "FDR"],
     "gsea": ["NGenes", "ES", "NES", "PValue", "FDR"],
 }
@@ -62,6 +64,7 @@ def camera(
     gene_sets: dict[str, list[str]],
     *,
     contrast: tuple[str, str] | Mapping[str, float],
+    covariates: pd.DataFrame | None = None,
     inter_gene_cor: float | None = 0.01,
 ) -> pd.DataFrame:
     """Competitive gene-set test accounting for inter-gene correlation (limma's ``camera``).
@@ -77,6 +80,9 @@ def camera(
     contrast
         ``(numerator, denominator)``, or group -> coefficient as for
         :func:`~dvp_pipeline.stats.moderated_ttest`.
+    covariates
+        Factors of the design besides the groups (indexed by sample), as for
+        :func:`~dvp_pipeline.stats.moderated_ttest`: camera is given the full design, as limma's is.
     inter_gene_cor
         Preset correlation; ``None`` estimates it per set from the residuals (limma's ``NA``).
 
@@ -87,21 +93,23 @@ def camera(
     """
     y = matrix.to_numpy(dtype=float)
     if np.isnan(y).any():
-        raise DVPError("camera: the matrix has missing values; keep complete rows or impute first")
+        raise DVPError("camera: the matrix has missing values; keep complete rows or impute first (or use camerapr)")
     n_genes, n = y.shape
     if n_genes < 3:
         raise DVPError("camera: need at least 3 features")
     groups = groups.loc[list(matrix.columns)].astype(str)
-    design = design_matrix(groups)
+    design = design_matrix(groups, covariates=None if covariates is None else covariates.loc[list(matrix.columns)])
     weights = contrast_weights(contrast)
     for g in weights:
         if g not in design.columns:
             raise DVPError(f"camera: contrast group '{g}' has no samples")
     x = design.to_numpy()
     p = x.shape[1]
+    if np.linalg.matrix_rank(x) < p:
+        raise DVPError("camera: the design is not of full rank (a covariate is confounded with the groups)")
     df_resid = n - p
     if df_resid < 1:
-        raise DVPError("camera: no residual degrees of freedom (need more samples than groups)")
+        raise DVPError("camera: no residual degrees of freedom (need more samples than groups and covariates)")
     c = np.array([weights.get(g, 0.0) for g in design.columns])
     # Reparametrise so the contrast is the last coefficient; only its direction matters.
     q_c = np.linalg.qr(c.reshape(-1, 1), mode="complete")[0]
@@ -115,10 +123,33 @@ def camera(
     var_post, _, df_prior = squeeze_var(sigma2, np.full(n_genes, float(df_resid)))
     modt = unscaled_t / np.sqrt(var_post)
     stat = _zscore_hill(modt, min(df_resid + df_prior, n_genes * df_resid))
+    if inter_gene_cor is None:
+        return _competitive(matrix.index, stat, gene_sets, df=min(df_resid, n_genes - 2), residuals=u)
+    return _competitive(matrix.index, stat, gene_sets, df=n_genes - 2, correlation=inter_gene_cor)
+
+
+def camera_pr(statistic: pd.Series, gene_sets: dict[str, list[str]], *, inter_gene_cor: float = 0.01) -> pd.DataFrame:
+    """limma's ``cameraPR``: camera on a precomputed statistic, here the moderated t of every tested protein.
+
+    Unlike :func:`camera`, which needs proteins without missing values, it takes the NA-aware moderated
+    t, so every protein the differential test tested counts. Same result columns as :func:`camera`.
+    """
+    if inter_gene_cor is None:
+        raise DVPError("camerapr needs a preset inter-gene correlation (pathways.inter_gene_cor); it has no residuals")
+    statistic = statistic.dropna()
+    if len(statistic) < 3:
+        raise DVPError("camerapr: need at least 3 proteins with a statistic")
+    return _competitive(
+        statistic.index, statistic.to_numpy(dtype=float), gene_sets, df=len(statistic) - 2, correlation=inter_gene_cor
+    )
+
+
+def _competitive(index, stat: np.ndarray, gene_sets, *, df: float, correlation=None, residuals=None) -> pd.DataFrame:
+    """camera's two-sample t of each set's statistics against the rest, with the variance inflated by
+    the inter-gene ``correlation`` (or one estimated from ``residuals``, features x residual df)."""
+    n_genes = len(stat)
     mean_stat, var_stat = stat.mean(), stat.var(ddof=1)
-    fixed = inter_gene_cor is not None
-    df_camera = n_genes - 2 if fixed else min(df_resid, n_genes - 2)
-    position = {f: i for i, f in enumerate(matrix.index)}
+    position = {f: i for i, f in enumerate(index)}
     rows = {}
     for name, members in gene_sets.items():
         idx = sorted({position[m] for m in members if m in position})
@@ -126,20 +157,20 @@ def camera(
         if m == 0 or m == n_genes:
             continue
         m2 = n_genes - m
-        if fixed:
-            correlation = inter_gene_cor
-            vif = 1 + (m - 1) * correlation
+        if correlation is not None:
+            rho = correlation
+            vif = 1 + (m - 1) * rho
         elif m > 1:
-            vif = m * np.mean(u[idx].mean(axis=0) ** 2)
-            correlation = (vif - 1) / (m - 1)
+            vif = m * np.mean(residuals[idx].mean(axis=0) ** 2)
+            rho = (vif - 1) / (m - 1)
         else:
-            vif, correlation = 1.0, np.nan
+            vif, rho = 1.0, np.nan
         vif = max(1.0, vif)
         delta = n_genes / m2 * (stat[idx].mean() - mean_stat)
         pooled = ((n_genes - 1) * var_stat - delta**2 * m * m2 / n_genes) / (n_genes - 2)
         t = delta / np.sqrt(pooled * (vif / m + 1 / m2))
-        down, up = stats.t.cdf(t, df_camera), stats.t.sf(t, df_camera)
-        rows[name] = (m, correlation, "Down" if down < up else "Up", 2 * min(down, up))
+        down, up = stats.t.cdf(t, df), stats.t.sf(t, df)
+        rows[name] = (m, rho, "Down" if down < up else "Up", 2 * min(down, up))
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["NGenes", "Correlation", "Direction", "PValue"])
     table["NGenes"] = table["NGenes"].astype(int)
     table["FDR"] = bh_adjust(table["PValue"].to_numpy()) if len(table) > 1 else table["PValue"]
@@ -308,58 +339,6 @@ def gsea_preranked(
     return table.rename_axis("set").sort_values(["PValue", "set"], kind="stable").rename_axis(None)
 
 
-def gsva_scores(matrix: pd.DataFrame, gene_sets: dict[str, list[str]], *, min_size: int = 1, tau: float = 1.0):
-    """GSVA-style per-run set scores (Hänzelmann et al. 2013), for heatmaps.
-
-    Each feature's values become kernel-smoothed empirical CDF values across the runs (Gaussian
-    kernel, bandwidth sd / 4, observed runs only); each run ranks its features by them, and a set's
-    score is the difference of the largest positive and negative deviations of a rank-weighted
-    running sum (GSVA's ``mx.diff = TRUE``). Missing values do not enter the run's ranking.
-    Returns sets x runs.
-    """
-    x = matrix.to_numpy(dtype=float)
-    n_feat, n_runs = x.shape
-    observed = ~np.isnan(x)
-    sd = np.nanstd(x, axis=1, ddof=1) if n_runs > 1 else np.zeros(n_feat)
-    h = np.where(sd > 0, sd / 4, 1.0)[:, None]
-    cdf = np.full_like(x, np.nan)
-    for j in range(n_runs):
-        z = (x[:, [j]] - x) / h[:, 0][:, None]
-        phi = np.where(observed, stats.norm.cdf(z), 0.0)
-        cdf[:, j] = phi.sum(axis=1) / np.maximum(observed.sum(axis=1), 1)
-    cdf[~observed] = np.nan
-    position = {f: i for i, f in enumerate(matrix.index)}
-    names = np.asarray(matrix.index.astype(str))
-    sets = {
-        name: np.array([position[f] for f in fs])
-        for name, fs in _members(gene_sets, matrix.index).items()
-        if len(fs) >= min_size
-    }
-    out = {name: np.full(n_runs, np.nan) for name in sets}
-    for j in range(n_runs):
-        ok = np.flatnonzero(observed[:, j])
-        n = ok.size
-        if n < 2:
-            continue
-        order = ok[np.lexsort((names[ok], -cdf[ok, j]))]
-        rank_of = np.full(n_feat, -1)
-        rank_of[order] = np.arange(n)
-        weights = np.abs(n / 2 - np.arange(1, n + 1)) ** tau  # symmetric rank scores
-        for name, idx in sets.items():
-            pos = np.sort(rank_of[idx][rank_of[idx] >= 0])
-            m = pos.size
-            if m == 0 or m == n:
-                continue
-            w = weights[pos]
-            total = w.sum()
-            up = np.cumsum(w) / total
-            k = np.arange(m)
-            after = up - (pos - k) / (n - m)
-            before = np.concatenate([[0.0], up[:-1]]) - (pos - k) / (n - m)
-            out[name][j] = max(after.max(), 0) + min(before.min(), 0)
-    return pd.DataFrame.from_dict(out, orient="index", columns=matrix.columns)
-
-
 @dataclass
 class PathwayResults:
     """The pathway stage's output: per method (camera, ora, gsea) one table per test key, and the scores."""
@@ -381,13 +360,15 @@ def pathway_analysis(
 
     The library function behind ``dvp pathways``. Protein groups map to gene symbols (case-insensitive;
     a group counts for each of its genes or its first, one protein per gene by the duplicates rule).
-    camera runs on the proteins with values in all runs of the test; ORA (hits at ``ora_fdr``) and
-    preranked GSEA (on the moderated t) on the proteins the moderated t tested.
+    camera runs on the proteins with values in all runs of the test, with the test's design (groups
+    and covariates); cameraPR, ORA (hits at ``ora_fdr``) and preranked GSEA on the covariate-adjusted
+    moderated t of every protein the test tested.
 
     Returns
     -------
     ``tables[method][key]``: columns set, collection, set_size (members in the GMT), then
-    :data:`RESULT_COLUMNS` (``NGenes``: measured and tested), sorted by p-value; ``scores``: set,
+    :data:`RESULT_COLUMNS` (``NGenes``: the set's members in the proteins the method used: for camera
+    those without missing values, for the others those tested), sorted by p-value; ``scores``: set,
     collection, then one column per run.
     """
     symbols = {collection_label(c): load_collection(c) for c in options.gene_sets}
@@ -406,23 +387,21 @@ def pathway_analysis(
     for test in results.tests:
         prepared = prepare_test(proteins, samples, runs, test, differential)
         tested = None
-        if {"ora", "gsea"} & set(options.methods):
+        if {"ora", "gsea", "camerapr"} & set(options.methods):
             tested = run_test(prepared, test, differential).dropna(subset=["t"])
-        found = _test_sets(prepared.matrix, tested, test, collections, options)
+        found = _test_sets(prepared, tested, test, collections, options)
         for method, tables in found.items():
             for table, label in tables:
                 table.insert(0, "set_size", [sizes[label][n] for n in table.index])
                 table.insert(0, "collection", label)
             results.tables[method][test.key] = _collected([t for t, _ in tables], RESULT_COLUMNS[method])
-        camera_result = results.tables["camera"][test.key]
         log.info(
-            "%s: %d sets tested with camera on %d complete proteins, %d at FDR < 0.05",
+            "%s: camera on the %d proteins without missing values%s",
             test.description,
-            len(camera_result),
             len(prepared.matrix.dropna()),
-            int((camera_result["FDR"] < 0.05).sum()),
+            f", the other tests on the {len(tested)} proteins tested" if tested is not None else "",
         )
-    results.scores = _run_scores(proteins, runs, collections, options, differential)
+    results.scores = _run_scores(proteins, samples, runs, collections, options, differential)
     return results
 
 
@@ -431,16 +410,29 @@ def _sized(sets: dict[str, list[str]], universe, options: PathwaysOptions) -> di
     return {n: m for n, m in sets.items() if options.min_set_size <= len(set(m) & present) <= options.max_set_size}
 
 
-def _test_sets(matrix, tested, test, collections, options: PathwaysOptions) -> dict[str, list]:
-    """Each method's (table, collection) pairs for one differential test."""
-    complete = matrix.dropna()
+def _test_sets(prepared, tested, test, collections, options: PathwaysOptions) -> dict[str, list]:
+    """Each method's (table, collection) pairs for one differential test.
+
+    camera takes the test's full design (groups and covariates) on the proteins without missing
+    values; camerapr, ORA and GSEA take the covariate-adjusted moderated t of every tested protein.
+    """
+    complete = prepared.matrix.dropna()
     found = {method: [] for method in ("camera", *options.methods)}
     for label, sets in collections.items():
         if "camera" in options.methods and (sized := _sized(sets, complete.index, options)):
-            table = camera(complete, test.groups, sized, contrast=test.weights, inter_gene_cor=options.inter_gene_cor)
+            table = camera(
+                complete,
+                test.groups,
+                sized,
+                contrast=test.weights,
+                covariates=prepared.covariates,
+                inter_gene_cor=options.inter_gene_cor,
+            )
             found["camera"].append((table, label))
         if tested is None or not (sized := _sized(sets, tested.index, options)):
             continue
+        if "camerapr" in found:
+            found["camerapr"].append((camera_pr(tested["t"], sized, inter_gene_cor=options.inter_gene_cor), label))
         if "ora" in found:
             hits = tested.index[tested["adj.P.Val"] < options.ora_fdr]
             found["ora"].append((ora(hits, tested.index, sized, min_size=options.min_set_size), label))
@@ -463,20 +455,33 @@ def _collected(tables: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return pd.concat(tables).rename_axis("set").reset_index().sort_values(["PValue", "set"], kind="stable")
 
 
-def _run_scores(proteins, runs, collections, options: PathwaysOptions, differential: DifferentialOptions):
-    """Per-run set scores on the matrix normalised as for the differential tests."""
+def _run_scores(proteins, samples, runs, collections, options: PathwaysOptions, differential: DifferentialOptions):
+    """Per-run set scores on the matrix normalised as for the differential tests (and, if asked, with the
+    covariates' effects removed)."""
     strata = runs.set_index("run")["cell_type"].reindex(proteins.columns)
     normalized = normalize_runs(proteins, strata, differential)
+    if options.scores_remove_covariates:
+        normalized = remove_covariates(normalized, samples, runs, differential.covariates)
     scores = []
     for label, sets in collections.items():
         if options.scores == "gsva":
             parts = [
-                gsva_scores(normalized[list(cols)], sets, min_size=options.min_set_size)
+                _gsva_stratum(normalized[list(cols)], sets, options)
                 for _, cols in strata.groupby(strata).groups.items()
             ]
-            table = pd.concat(parts, axis=1)[proteins.columns]
+            table = pd.concat(parts, axis=1).reindex(index=list(sets), columns=proteins.columns)
         else:
             table = set_scores(normalized, sets, strata=strata, min_size=options.min_set_size)
         table.insert(0, "collection", label)
         scores.append(table)
     return pd.concat(scores).rename_axis("set").reset_index()
+
+
+def _gsva_stratum(block: pd.DataFrame, sets: dict[str, list[str]], options: PathwaysOptions) -> pd.DataFrame:
+    """GSVA scores of one cell type's runs, on its proteins without missing values (GSVA takes no NA);
+    no scores (an empty table) when no set has enough of them."""
+    complete = block.dropna()
+    complete = complete[complete.std(axis=1) > 1e-10] if complete.shape[1] > 1 else complete.iloc[:0]
+    if not _sized(sets, complete.index, options):
+        return pd.DataFrame(columns=block.columns, dtype=float)
+    return gsva(complete, sets, min_size=options.min_set_size, max_size=options.max_set_size)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from dvp_pipeline import __version__
 from dvp_pipeline.config import load_config
+from dvp_pipeline.differential import remove_covariates
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.layout import Results
 from dvp_pipeline.options import DifferentialOptions, ReportOptions
@@ -44,7 +45,13 @@ from dvp_pipeline.report.figures._util import (
     run_meta,
 )
 from dvp_pipeline.report.inputs import read_cohort_inputs
-from dvp_pipeline.report.palettes import NS_COLOR, cell_type_palette, condition_palette, config_cell_types
+from dvp_pipeline.report.palettes import (
+    NS_COLOR,
+    cell_type_palette,
+    condition_palette,
+    config_cell_types,
+    config_score_method,
+)
 
 __all__ = ["build_cohort_report", "classifier_table", "cohort_report"]
 
@@ -65,6 +72,7 @@ class _Page:
     palette: dict[str, str]
     conditions: dict[str, tuple[str, str]]
     highlight: list[str]
+    scores: tuple[str, str]  # label and sentence of the per-run pathway scores
 
     @property
     def dpi(self) -> int:
@@ -216,13 +224,28 @@ def _quantification_section(
     }
 
 
-def _pca_section(page: _Page, proteins: pd.DataFrame | None, runs: pd.DataFrame, samples: pd.DataFrame) -> dict:
-    """PCA of all runs and of each cell type's runs."""
+def _pca_section(
+    page: _Page,
+    proteins: pd.DataFrame | None,
+    runs: pd.DataFrame,
+    samples: pd.DataFrame,
+    covariates: Sequence[str] = (),
+) -> dict:
+    """PCA of all runs and of each cell type's runs; with covariates, again after removing their effects."""
     if proteins is None:
-        return {"pca": None}
-    return {
-        "pca": html.figure(pca_figure(proteins, runs, samples, palette=page.palette), alt="PCA of runs", dpi=page.dpi)
-    }
+        return {"pca": None, "pca_adjusted_by": None}
+
+    def figure(matrix: pd.DataFrame, alt: str):
+        return html.figure(pca_figure(matrix, runs, samples, palette=page.palette), alt=alt, dpi=page.dpi)
+
+    out = {"pca": figure(proteins, "PCA of runs"), "pca_adjusted_by": None, "pca_adjusted": None}
+    if covariates:
+        columns = run_columns(proteins, runs)
+        adjusted = proteins.copy()
+        adjusted[columns] = remove_covariates(proteins[columns], samples, runs, covariates)
+        out["pca_adjusted_by"] = " and ".join(covariates)
+        out["pca_adjusted"] = figure(adjusted, f"PCA of runs after removing {out['pca_adjusted_by']}")
+    return out
 
 
 def _split_contrast(contrast: str) -> tuple[str, str]:
@@ -406,7 +429,9 @@ def _heatmap_section(
         return {"heatmap": None, "missing_sets": []}
     long = pathway_scores_long(pathway_scores, runs, samples)
     present = set(long["set"])
-    fig = pathway_heatmap_figure(long, sets=page.highlight, palette=page.palette, conditions=page.conditions)
+    fig = pathway_heatmap_figure(
+        long, sets=page.highlight, palette=page.palette, conditions=page.conditions, score_label=page.scores[0]
+    )
     return {
         "heatmap": html.figure(fig, alt="heatmap of pathway scores per run", dpi=page.dpi, wide=True),
         "missing_sets": [s for s in page.highlight if s not in present],
@@ -458,6 +483,7 @@ def cohort_report(
     config: Mapping | None = None,
     inputs: pd.DataFrame | None = None,
     notes: Sequence[str] = (),
+    covariates: Sequence[str] = (),
 ) -> str:
     """The cohort report as one self-contained HTML page.
 
@@ -494,6 +520,8 @@ def cohort_report(
         Table of the input files read (file, bytes, modified).
     notes
         Messages shown at the top.
+    covariates
+        ``differential.covariates``: the PCA is shown again with their effects removed.
 
     Returns
     -------
@@ -508,6 +536,7 @@ def cohort_report(
         palette=cell_type_palette(seen, order=config_cell_types(config)),
         conditions=condition_palette(samples["condition"]) if "condition" in samples.columns else {},
         highlight=list(highlight) if highlight is not None else list(default_highlight()),
+        scores=config_score_method(config),
     )
     meta = run_meta(runs, samples)
     context = {
@@ -516,12 +545,13 @@ def cohort_report(
         "generated": html.now(),
         "notes": list(notes),
         "fdr": options.fdr,
+        "score_sentence": page.scores[1],
         **_provenance_section(page, samples, runs, config, inputs),
         **_design_section(page, samples, runs, meta),
         **_classifier_section(classifier_confusion, classifier_summary),
         **_identifications_section(page, quant_qc, meta),
         **_quantification_section(page, proteins, runs, samples),
-        **_pca_section(page, proteins, runs, samples),
+        **_pca_section(page, proteins, runs, samples, covariates=covariates),
         **_tests_section(page, differential, pathways),
         **_heatmap_section(page, pathway_scores, runs, samples),
         **_member_heatmap_section(page, proteins, runs, samples),
@@ -597,4 +627,5 @@ def build_cohort_report(
         config=config,
         inputs=data.inputs,
         notes=data.notes,
+        covariates=differential.covariates,
     )

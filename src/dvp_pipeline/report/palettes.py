@@ -148,6 +148,19 @@ def config_cell_types(config: Mapping | None) -> list[str]:
     return [str(rule["name"]) for rule in rules if isinstance(rule, Mapping) and "name" in rule]
 
 
+def config_score_method(config: Mapping | None) -> tuple[str, str]:
+    """How the config's per-run pathway scores are made: a short label, and one sentence for the page."""
+    if ((config or {}).get("pathways") or {}).get("scores") == "gsva":
+        return "GSVA score", (
+            "Score = GSVA enrichment score of the set in a run (GSVA 1.46's method, within the runs of the same "
+            "cell type, on their proteins without missing values)."
+        )
+    return (
+        "mean protein z-score",
+        "Score = mean z-score of the set's proteins in a run (z across runs of the same cell type).",
+    )
+
+
 def config_nuclear_channel(config: Mapping | None) -> str | None:
     """The config's nuclear channel (``None`` without a config: the first channel is taken as nuclear)."""
     value = (config or {}).get("nuclear_channel")

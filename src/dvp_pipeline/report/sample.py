@@ -47,6 +47,7 @@ from dvp_pipeline.report.palettes import (
     condition_palette,
     config_cell_types,
     config_nuclear_channel,
+    config_score_method,
 )
 
 __all__ = ["build_sample_report", "sample_report"]
@@ -66,6 +67,7 @@ class _Page:
     palette: dict[str, str]
     conditions: dict[str, tuple[str, str]]
     nuclear_channel: str | None
+    scores: tuple[str, str]  # label and sentence of the per-run pathway scores
 
     @property
     def dpi(self) -> int:
@@ -342,6 +344,7 @@ def _pathway_scores_section(
             palette=page.palette,
             conditions=page.conditions,
             emphasize=emphasize,
+            score_label=page.scores[0],
         )
         figures.append(html.figure(fig, alt=f"scores of {name} per run", emphasize=emphasize, dpi=page.dpi))
     return {
@@ -445,9 +448,11 @@ def sample_report(
         palette=_page_palette(config, runs, cells, selection, quant_qc),
         conditions=condition_palette(samples["condition"]) if "condition" in samples.columns else {},
         nuclear_channel=config_nuclear_channel(config),
+        scores=config_score_method(config),
     )
     context = {
         "title": f"{options.title}: {sample}",
+        "score_sentence": page.scores[1],
         "version": __version__,
         "generated": html.now(),
         "notes": notes,

@@ -106,6 +106,7 @@ def pathway_score_figure(
     palette: Mapping[str, str] | None = None,
     conditions: Mapping[str, tuple[str, str]] | None = None,
     emphasize: bool = False,
+    score_label: str = "mean protein z-score",
 ) -> Figure:
     """One gene set's score in every run: a box and points per cell type and condition.
 
@@ -145,7 +146,7 @@ def pathway_score_figure(
         tick.set_fontweight("bold")
     ax.set_xlim(-0.6, len(cell_types) - 0.4)
     ax.set_xlabel("cell type")
-    ax.set_ylabel("pathway score (mean protein z-score)")
+    ax.set_ylabel(f"pathway score ({score_label})")
     ax.set_title(
         ("JAK/STAT: " if emphasize else "") + set_name,
         fontweight="bold" if emphasize else "normal",
@@ -192,6 +193,7 @@ def pathway_heatmap_figure(
     sets: Sequence[str],
     palette: Mapping[str, str] | None = None,
     conditions: Mapping[str, tuple[str, str]] | None = None,
+    score_label: str = "mean z-score",
 ) -> Figure | None:
     """Heatmap of pathway scores (rows: sets, columns: runs grouped by cell type and condition).
 
@@ -240,7 +242,7 @@ def pathway_heatmap_figure(
     _bold_jak_stat(ax_heat, rows)
     ax_heat.set_xticks(range(n_runs), meta["run"], rotation=90, fontsize=8)
     ax_heat.set_xlabel("run")
-    fig.colorbar(image, ax=[ax_type, ax_cond, ax_heat], label="pathway score\n(mean z-score)", aspect=12)
+    fig.colorbar(image, ax=[ax_type, ax_cond, ax_heat], label=f"pathway score\n({score_label})", aspect=12)
     handles = [Patch(color=c, label=t) for t, c in palette.items() if t in set(meta["cell_type"])]
     handles += [Patch(color=c, label=name) for name, (c, _) in conditions.items() if name in set(meta["condition"])]
     ax_type.legend(
