@@ -4,6 +4,10 @@ Follows limma's ``lmFit -> contrasts.fit -> eBayes -> topTable(sort.by="none")``
 features x samples matrix with missing values: every feature is fitted by least squares on its
 observed samples (its own residual degrees of freedom), the residual variances are squeezed towards
 a common prior fitted to their log-F distribution, and the contrast is tested with the moderated t.
+
+Replicate pools (several runs of one sample and cell type) are a block design, as limma's
+``duplicateCorrelation`` -> ``lmFit(block=, correlation=)``: runs of one block share a correlation,
+estimated from all features, and every feature is fitted by generalised least squares.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import linalg, special, stats
 
 from dvp_pipeline.errors import DVPError
 
@@ -21,6 +25,7 @@ __all__ = [
     "bh_adjust",
     "contrast_weights",
     "design_matrix",
+    "duplicate_correlation",
     "fit_f_dist",
     "fit_f_dist_robustly",
     "lowess",
@@ -42,48 +47,369 @@ def design_matrix(groups: pd.Series, *, covariates: pd.DataFrame | None = None) 
     return design
 
 
-def _fit_rows(y: np.ndarray, x: np.ndarray):
-    """Per-row least squares like limma's ``lm.series``: coefficients, unscaled sd, sigma, residual df."""
+def _block_correlation_matrix(block: np.ndarray, correlation: float) -> np.ndarray:
+    """limma's ``cormatrix`` for a block design: ``correlation`` between runs of one block, 1 on the diagonal."""
+    same = block[:, None] == block[None, :]
+    return np.where(same, correlation, 0.0) + np.eye(block.size) * (1 - correlation)
+
+
+def _block_indicator(block: np.ndarray) -> np.ndarray:
+    """Samples x blocks 0/1 matrix (limma's ``Z``) from integer block codes."""
+    return (block[:, None] == np.arange(block.max() + 1)).astype(float)
+
+
+def _normal_equations(y: np.ndarray, x: np.ndarray, *, indicator: np.ndarray | None = None, correlation: float = 0.0):
+    """Least squares of every row on its observed samples at once, through the normal equations.
+
+    With a block ``indicator`` the runs of one block correlate (limma's ``gls.series``): the correlation
+    matrix is compound-symmetric within a block, so its inverse is closed-form and no row needs a
+    factorisation of its own. Rows whose observed design is (nearly) rank deficient are flagged not
+    ``good``; they need the pivoting QR of :func:`_fit_pattern`. Returns a dict of per-row arrays.
+    """
     n_rows, p = y.shape[0], x.shape[1]
-    coef = np.full((n_rows, p), np.nan)
-    stdev = np.full((n_rows, p), np.nan)
-    sigma = np.full(n_rows, np.nan)
-    df = np.zeros(n_rows)
     observed = ~np.isnan(y)
-    # Rows share a fit whenever they share the pattern of observed samples.
-    patterns, which = np.unique(observed, axis=0, return_inverse=True)
-    for k, pattern in enumerate(patterns):
-        rows = np.flatnonzero(which.ravel() == k)
-        xs = x[pattern]
-        if xs.shape[0] == 0:
-            continue
-        estimable = _estimable_columns(xs)
-        if not estimable.any():
-            continue
-        xe = xs[:, estimable]
-        q, r = np.linalg.qr(xe)
-        ys = y[np.ix_(rows, np.flatnonzero(pattern))]
-        beta = np.linalg.solve(r, q.T @ ys.T).T
-        coef[np.ix_(rows, np.flatnonzero(estimable))] = beta
-        rinv = np.linalg.inv(r)
-        stdev[np.ix_(rows, np.flatnonzero(estimable))] = np.sqrt((rinv**2).sum(axis=1))
-        dfr = xs.shape[0] - xe.shape[1]
-        df[rows] = dfr
-        if dfr > 0:
-            resid = ys - beta @ xe.T
-            sigma[rows] = np.sqrt((resid**2).sum(axis=1) / dfr)
+    obs = observed.astype(float)
+    y0 = np.where(observed, y, 0.0)
+    xtx = (obs @ (x[:, :, None] * x[:, None, :]).reshape(x.shape[0], p * p)).reshape(n_rows, p, p)
+    xty = y0 @ x
+    fit = {"observed": observed}
+    if indicator is not None:
+        fit["counts"] = obs @ indicator
+        fit["sums_x"] = (obs @ (indicator[:, :, None] * x[:, None, :]).reshape(x.shape[0], -1)).reshape(n_rows, -1, p)
+    if correlation != 0:
+        # ((1-r) I + r J)^-1 = (I - c J) / (1-r) on a block of m observed runs, c = r / (1 - r + m r)
+        c = correlation / (1 - correlation + fit["counts"] * correlation)
+        sums_x = fit["sums_x"]
+        xtx = (xtx - np.einsum("gb,gbp,gbq->gpq", c, sums_x, sums_x)) / (1 - correlation)
+        xty = (xty - np.einsum("gb,gbp->gp", c * (y0 @ indicator), sums_x)) / (1 - correlation)
+    eig = np.linalg.eigvalsh(xtx)
+    # cond(X)^2 below 1e4 keeps the normal equations as accurate as a QR (to ~1e-12)
+    good = eig[:, 0] > 1e-4 * eig[:, -1]
+    inv = np.linalg.inv(xtx[good])
+    coef = np.full((n_rows, p), np.nan)
+    coef[good] = np.einsum("gpq,gq->gp", inv, xty[good])
+    resid = np.where(observed[good], y0[good] - coef[good] @ x.T, 0.0)
+    rss = (resid**2).sum(axis=1)
+    if correlation != 0:
+        rss = (rss - (c[good] * (resid @ indicator) ** 2).sum(axis=1)) / (1 - correlation)
+    fit.update(good=good, coef=coef, inv=inv, resid=resid, rss=rss)
+    return fit
+
+
+def _fit_rows(y: np.ndarray, x: np.ndarray, *, block: np.ndarray | None = None, correlation: float = 0.0):
+    """Per-row least squares like limma's ``lm.series``, or generalised least squares like its ``gls.series``
+    when runs of one ``block`` (integer codes) correlate: coefficients, unscaled sd, sigma, residual df."""
+    n_rows, p = y.shape[0], x.shape[1]
+    blocks = correlation != 0 and block is not None
+    fit = _normal_equations(y, x, indicator=_block_indicator(block) if blocks else None, correlation=correlation)
+    good, coef = fit["good"], fit["coef"]
+    stdev = np.full((n_rows, p), np.nan)
+    stdev[good] = np.sqrt(np.diagonal(fit["inv"], axis1=1, axis2=2))
+    df = np.where(good, fit["observed"].sum(axis=1) - p, 0).astype(float)
+    sigma = np.full(n_rows, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma[good] = np.where(df[good] > 0, np.sqrt(fit["rss"] / df[good]), np.nan)
+    cor = _block_correlation_matrix(block, correlation) if blocks else None
+    for pattern, rows in _patterns(fit["observed"], np.flatnonzero(~good)):
+        _fit_pattern(y, x, pattern, rows, cor, coef, stdev, sigma, df)
     return coef, stdev, sigma, df
+
+
+def _patterns(observed: np.ndarray, rows: np.ndarray):
+    """(pattern of observed samples, its rows) for the given rows, each pattern once."""
+    if rows.size == 0:
+        return []
+    patterns, which = np.unique(observed[rows], axis=0, return_inverse=True)
+    which = which.ravel()
+    order = np.argsort(which, kind="stable")
+    return zip(patterns, np.split(rows[order], np.cumsum(np.bincount(which))[:-1]), strict=True)
+
+
+def _fit_pattern(y, x, pattern, rows, cor, coef, stdev, sigma, df) -> None:
+    """Least squares for rows sharing one pattern of observed samples, with R's ``lm.fit`` pivoting."""
+    xs = x[pattern]
+    ys = y[np.ix_(rows, np.flatnonzero(pattern))]
+    if xs.shape[0] == 0:
+        return
+    if cor is not None:  # whiten with the Cholesky factor of the observed runs' correlation, as gls.series
+        chol = np.linalg.cholesky(cor[np.ix_(pattern, pattern)])
+        xs = linalg.solve_triangular(chol, xs, lower=True)
+        ys = linalg.solve_triangular(chol, ys.T, lower=True).T
+    estimable = _estimable_columns(xs)
+    if not estimable.any():
+        return
+    cols = np.flatnonzero(estimable)
+    xe = xs[:, estimable]
+    q, r = np.linalg.qr(xe)
+    beta = np.linalg.solve(r, q.T @ ys.T).T
+    coef[np.ix_(rows, cols)] = beta
+    stdev[np.ix_(rows, cols)] = np.sqrt((np.linalg.inv(r) ** 2).sum(axis=1))
+    dfr = xs.shape[0] - xe.shape[1]
+    df[rows] = dfr
+    if dfr > 0:
+        sigma[rows] = np.sqrt(((ys - beta @ xe.T) ** 2).sum(axis=1) / dfr)
 
 
 def _estimable_columns(x: np.ndarray) -> np.ndarray:
     """Columns kept by a pivoting QR as R's lm.fit would: drop those linearly dependent on earlier ones."""
+    tol = 1e-7 * max(1.0, np.abs(x).max())
+    if np.linalg.matrix_rank(x, tol=tol) == x.shape[1]:
+        return np.ones(x.shape[1], dtype=bool)
     keep = np.zeros(x.shape[1], dtype=bool)
     for j in range(x.shape[1]):
         trial = keep.copy()
         trial[j] = True
-        if np.linalg.matrix_rank(x[:, trial], tol=1e-7 * max(1.0, np.abs(x).max())) == trial.sum():
+        if np.linalg.matrix_rank(x[:, trial], tol=tol) == trial.sum():
             keep = trial
     return keep
+
+
+def _block_codes(block, samples: list, who: str) -> np.ndarray:
+    """Integer block codes (sorted levels, as R's ``factor``) of the samples, from a Series indexed by sample."""
+    if not isinstance(block, pd.Series):
+        raise DVPError(f"{who}: block must be a Series mapping each sample to its block (e.g. the biopsy)")
+    missing = [s for s in samples if s not in block.index or pd.isna(block.get(s))]
+    if missing:
+        raise DVPError(f"{who}: no block for sample(s) {', '.join(map(str, missing))}")
+    return pd.factorize(block.loc[samples].astype(str), sort=True)[0]
+
+
+def duplicate_correlation(
+    matrix: pd.DataFrame, design: pd.DataFrame | np.ndarray, block: pd.Series, *, trim: float = 0.15
+) -> tuple[float, pd.Series]:
+    """Correlation between runs of one block, as limma 3.54's ``duplicateCorrelation(block=)``.
+
+    Replicate pools of one sample and cell type share the sample's biology, so their runs are not
+    independent. For every feature, a two-level mixed model (statmod's ``mixedModel2Fit``: REML
+    variance components from the residual space, a damped gamma GLM) gives the within-block
+    correlation; the consensus is the trimmed mean of the Fisher-transformed (atanh) values.
+
+    Parameters
+    ----------
+    matrix
+        Features x samples, log2, NaN for missing values.
+    design
+        Design matrix, one row per sample in the matrix's column order (a DataFrame indexed by sample
+        is aligned to the columns).
+    block
+        Block of each sample (e.g. the biopsy whose pools were run), indexed by sample.
+    trim
+        Fraction trimmed from each end before averaging the atanh correlations.
+
+    Returns
+    -------
+    The consensus correlation (NaN when no feature has observations in enough blocks) and the
+    per-feature atanh correlations (NaN where not estimable), indexed like ``matrix``.
+    """
+    samples = list(matrix.columns)
+    if isinstance(design, pd.DataFrame):
+        missing = [s for s in samples if s not in design.index]
+        if missing:
+            raise DVPError(f"duplicate_correlation: no design row for sample(s) {', '.join(map(str, missing))}")
+        design = design.loc[samples]
+    x = np.asarray(design, dtype=float)
+    if x.ndim != 2 or x.shape[0] != len(samples):
+        raise DVPError(f"duplicate_correlation: the design needs one row per sample ({len(samples)})")
+    codes = _block_codes(block, samples, "duplicate_correlation")
+    consensus, arho = _duplicate_correlation(matrix.to_numpy(dtype=float), x, codes, trim=trim)
+    return consensus, pd.Series(arho, index=matrix.index, name="atanh.correlation")
+
+
+def _duplicate_correlation(y: np.ndarray, x: np.ndarray, block: np.ndarray, *, trim: float = 0.15):
+    n_rows, p = y.shape[0], x.shape[1]
+    indicator = _block_indicator(block)
+    zeros = np.zeros(n_rows)
+    max_size = int(indicator.sum(axis=0).max())
+    if max_size == 1:
+        warnings.warn("duplicate_correlation: blocks all of size 1, setting the correlation to zero", stacklevel=3)
+        return 0.0, zeros
+    others = indicator[:, 1:]
+    if np.abs(others - x @ np.linalg.lstsq(x, others, rcond=None)[0]).max() < 1e-8:
+        warnings.warn(
+            "duplicate_correlation: the block is already in the design, setting the correlation to zero", stacklevel=3
+        )
+        return 0.0, zeros
+    observed = ~np.isnan(y)
+    n_obs = observed.sum(axis=1)
+    n_blocks = ((observed.astype(float) @ indicator) > 0).sum(axis=1)
+    eligible = np.flatnonzero((n_obs > p + 2) & (n_blocks > 1) & (n_blocks < n_obs - 1))
+    rho = np.full(n_rows, np.nan)
+    if eligible.size:
+        d, dy, residual_ss, residual_df = _block_spectrum(y[eligible], x, indicator)
+        varcomp = _varcomp_reml(d, dy, residual_ss, residual_df)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho[eligible] = varcomp[:, 1] / varcomp.sum(axis=1)
+        # When every observed block lies in the design (one sample per group, say), limma regresses on
+        # singular values that are rounding noise; the block component then dwarfs the residual one and
+        # the correlation lands on the upper clamp.
+        rho[eligible[np.isnan(d).all(axis=1)]] = 1.0
+    rho_min = 1 / (1 - max_size) + 0.01
+    arho = np.arctanh(np.clip(rho, rho_min, 0.99))
+    finite = arho[~np.isnan(arho)]
+    consensus = float(np.tanh(stats.trim_mean(finite, trim))) if finite.size else np.nan
+    return consensus, arho
+
+
+def _block_spectrum(y: np.ndarray, x: np.ndarray, indicator: np.ndarray):
+    """What statmod's ``mixedModel2Fit`` sees of each row: the squared singular values ``d`` of the block
+    design projected on the residual space of the row's observed samples, the squared projections ``dy``
+    of the row's residuals on the matching singular vectors (NaN padding), the residual sum of squares and
+    the residual df.
+
+    The singular values are the eigenvalues of Z'PZ, built from block sums. Directions with zero singular
+    value are left out: they are rows ``(1, 0)`` of the REML regression, which only sees their number and
+    the sum of their ``dy`` (what the residual sum of squares leaves over).
+    """
+    n_rows, p = y.shape[0], x.shape[1]
+    fit = _normal_equations(y, x, indicator=indicator)
+    good = fit["good"]
+    n_blocks = indicator.shape[1]
+    lam = np.zeros((n_rows, n_blocks))
+    proj = np.zeros((n_rows, n_blocks))
+    residual_ss = np.zeros(n_rows)
+    residual_df = fit["observed"].sum(axis=1) - p
+    good_rows = np.flatnonzero(good)
+    residual_ss[good_rows] = fit["rss"]
+    chunk = max(1, 2**22 // n_blocks**2)  # keeps the blocks x blocks matrices of a chunk near 32 MB
+    for start in range(0, good_rows.size, chunk):
+        part, at = slice(start, start + chunk), good_rows[start : start + chunk]
+        sums_x = fit["sums_x"][at]
+        gram = fit["counts"][at][:, :, None] * np.eye(n_blocks) - sums_x @ fit["inv"][part] @ sums_x.transpose(0, 2, 1)
+        lam[at], vectors = np.linalg.eigh(gram)
+        proj[at] = np.einsum("gb,gbk->gk", fit["resid"][part] @ indicator, vectors)
+    for pattern, rows in _patterns(fit["observed"], np.flatnonzero(~good)):
+        xs = x[pattern]
+        xe = xs[:, _estimable_columns(xs)]
+        q = np.linalg.qr(xe, mode="complete")[0][:, xe.shape[1] :]
+        u, sv, _ = np.linalg.svd(q.T @ indicator[pattern], full_matrices=False)
+        effects = y[np.ix_(rows, np.flatnonzero(pattern))] @ q
+        lam[rows, : sv.size] = sv**2
+        proj[rows, : sv.size] = effects @ (u * sv)  # scaled as Z'Pe = V S U'Q'e for the division below
+        residual_ss[rows] = (effects**2).sum(axis=1)
+        residual_df[rows] = q.shape[1]
+    # d is at most the largest block size; what is below 1e-10 of it is rounding of a zero
+    nonzero = lam > 1e-10 * indicator.sum(axis=0).max()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dy = np.where(nonzero, proj**2 / lam, np.nan)
+    return np.where(nonzero, lam, np.nan), dy, residual_ss, residual_df
+
+
+def _varcomp_reml(d: np.ndarray, dy: np.ndarray, residual_ss: np.ndarray, residual_df: np.ndarray) -> np.ndarray:
+    """Residual and block variance components per row (the tail of statmod 1.5's ``mixedModel2Fit``).
+
+    ``dy`` has expectation ``residual + block * d``; the components are a least-squares start refined by
+    a gamma GLM with identity link (``glmgam.fit``, tol 1e-6, at most 20 iterations, as limma calls it).
+    The directions with ``d = 0`` enter as one more column of weight their number (NaN in ``d`` is padding).
+    """
+    used = ~np.isnan(d)
+    n_zero = residual_df - used.sum(axis=1)
+    rest = residual_ss - np.where(used, dy, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.column_stack([np.where(used, d, 0.0), np.zeros(len(d))])
+        dy = np.column_stack([np.where(used, dy, 0.0), np.where(n_zero > 0, rest / n_zero, 0.0)])
+    w = np.column_stack([used, n_zero]).astype(float)
+    m = w.sum(axis=1)
+    d_mean = (w * d).sum(axis=1) / m
+    ss_d = (w * (d - d_mean[:, None]) ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = (w * (d - d_mean[:, None]) * dy).sum(axis=1) / ss_d
+    start = np.column_stack([(w * dy).sum(axis=1) / m - slope * d_mean, slope])
+    # lm.fit drops d when it is constant: the block component is then not estimable
+    start[ss_d < (1e-7) ** 2 * (w * d**2).sum(axis=1), 1] = np.nan
+    glm = (used & (d[:, :-1] > 1e-15)).sum(axis=1) > 1
+    glm &= ss_d / (m - 1) > 1e-15
+    varcomp = start.copy()
+    if glm.any():
+        s = start[glm]
+        fitted = s[:, :1] + s[:, 1:] * d[glm]
+        negative = ((fitted < 0) & (w[glm] > 0)).any(axis=1)
+        s[negative] = np.column_stack(
+            [(w * dy)[glm][negative].sum(axis=1) / m[glm][negative], np.zeros(negative.sum())]
+        )
+        varcomp[glm] = _glmgam_identity(d[glm], dy[glm], w[glm], s)
+    return varcomp
+
+
+def _gamma_deviance(y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = w * ((y - mu) / mu - np.log(y / mu))
+    dev = 2 * np.where((w > 0) & ~((y < 1e-15) & (mu < 1e-15)), unit, 0.0).sum(axis=1)
+    dev[((mu < 0) & (w > 0)).any(axis=1)] = np.inf
+    return dev
+
+
+def _glmgam_identity(d, y, w, start, *, tol: float = 1e-6, maxit: int = 20) -> np.ndarray:
+    """statmod's ``glmgam.fit`` for the design ``[1, d]`` with prior weights ``w``, one row per feature,
+    all rows iterated together.
+
+    Levenberg-damped Fisher scoring; every row follows R's own sequence of steps, damping and stopping
+    rules, so a fit that stops before full convergence stops at the same place as in R.
+    """
+    used = w > 0
+    beta = start.copy()
+    mu = beta[:, :1] + beta[:, 1:] * d
+    dev = _gamma_deviance(y, mu, w)
+    lam = np.zeros(len(beta))
+    failed = ~np.isfinite(beta).all(axis=1)
+    zero = np.where(used, y, -np.inf).max(axis=1) == 0
+    beta[zero] = 0.0
+    active = ~(failed | zero)
+    iteration = 0
+    while active.any():
+        iteration += 1
+        a = np.flatnonzero(active)
+        da, ya, wa, ua, mua = d[a], y[a], w[a], used[a], mu[a]
+        v = mua**2
+        v = np.maximum(v, np.where(ua, v, -np.inf).max(axis=1, keepdims=True) / 1e3)
+        wv = wa / v
+        i11, i12, i22 = wv.sum(axis=1), (wv * da).sum(axis=1), (wv * da * da).sum(axis=1)
+        max_info = np.maximum(i11, i22)
+        if iteration == 1:
+            lam[a] = np.abs((i11 + i22) / 2) / 2
+        score = wv * (ya - mua)
+        g1, g2 = score.sum(axis=1), (score * da).sum(axis=1)
+        la = lam[a]
+        old_beta, old_dev = beta[a], dev[a]
+        new_beta, new_mu, new_dev = old_beta.copy(), mua.copy(), old_dev.copy()
+        step = np.zeros_like(old_beta)
+        levels = np.zeros(a.size, dtype=int)
+        trying = np.ones(a.size, dtype=bool)
+        bad = np.zeros(a.size, dtype=bool)
+        while trying.any():
+            k = np.flatnonzero(trying)
+            levels[k] += 1
+            # chol(XVX + lambda I) and two triangular solves, written out for 2 x 2
+            with np.errstate(invalid="ignore"):
+                r11 = np.sqrt(i11[k] + la[k])
+                r12 = i12[k] / r11
+                r22 = np.sqrt(i22[k] + la[k] - r12**2)
+            s2 = (g2[k] - r12 * g1[k] / r11) / r22 / r22
+            s1 = (g1[k] / r11 - r12 * s2) / r11
+            step[k] = np.column_stack([s1, s2])
+            b = old_beta[k] + step[k]
+            mu_k = b[:, :1] + b[:, 1:] * da[k]
+            dev_k = _gamma_deviance(ya[k], mu_k, wa[k])
+            new_beta[k], new_mu[k], new_dev[k] = b, mu_k, dev_k
+            with np.errstate(invalid="ignore", divide="ignore"):
+                accept = (dev_k <= old_dev[k]) | (dev_k / np.where(ua[k], mu_k, -np.inf).max(axis=1) < 1e-15)
+            broken = np.isnan(dev_k) | np.isnan(r22)  # R stops with an error: no estimate
+            damped = ~accept & ~broken & (la[k] / max_info[k] > 1e15)
+            new_beta[k[damped]] = old_beta[k[damped]]
+            la[k[~(accept | damped | broken)]] *= 2
+            bad[k[broken]] = True
+            trying[k[accept | damped | broken]] = False
+        stop = bad | (la / max_info > 1e15)
+        la = np.where(levels == 1, la / 10, la)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stop |= (g1 * step[:, 0] + g2 * step[:, 1] < tol) | (
+                new_dev / np.where(ua, new_mu, -np.inf).max(axis=1) < 1e-15
+            )
+        stop |= iteration > maxit
+        beta[a], mu[a], dev[a], lam[a] = new_beta, new_mu, new_dev, la
+        failed[a[bad]] = True
+        active[a[stop]] = False
+    beta[failed] = np.nan
+    return beta
 
 
 def trigamma_inverse(x: np.ndarray) -> np.ndarray:
@@ -567,6 +893,8 @@ def moderated_ttest(
     *,
     contrast: tuple[str, str] | Mapping[str, float],
     covariates: pd.DataFrame | None = None,
+    block: pd.Series | None = None,
+    correlation: float | None = None,
     trend: bool = False,
     robust: bool = False,
     winsor_tail_p: tuple[float, float] = (0.05, 0.1),
@@ -587,6 +915,12 @@ def moderated_ttest(
     covariates
         Optional DataFrame indexed by sample; each column enters the design as a factor
         (e.g. ``patient`` for a paired design).
+    block
+        Optional block of each sample, indexed by sample: runs of one block (replicate pools of one
+        biopsy and cell type) are correlated, and the fit is limma's ``lmFit(block=, correlation=)``.
+    correlation
+        The within-block correlation; ``None`` estimates it with :func:`duplicate_correlation`
+        (its consensus is in ``result.attrs["correlation"]``).
     trend
         Let the prior variance depend on the average log-intensity (limma's ``eBayes(trend=TRUE)``);
         proteomics variances fall with intensity.
@@ -619,11 +953,30 @@ def moderated_ttest(
     if np.linalg.matrix_rank(x) < x.shape[1]:
         raise DVPError("moderated_ttest: the design is not of full rank (a covariate is confounded with the groups)")
     y = matrix.to_numpy(dtype=float)
-    coef, stdev, sigma, df = _fit_rows(y, x)
+    codes = None
+    if block is None:
+        if correlation is not None:
+            raise DVPError("moderated_ttest: a correlation needs a block (which samples' runs correlate)")
+        correlation = 0.0
+    else:
+        codes = _block_codes(block, samples, "moderated_ttest")
+        if correlation is None:
+            correlation = _duplicate_correlation(y, x, codes)[0]
+            if np.isnan(correlation):
+                raise DVPError(
+                    "moderated_ttest: the within-block correlation cannot be estimated (no feature has "
+                    "observations in enough blocks); give correlation= or drop block="
+                )
+        if not abs(correlation) < 1:
+            raise DVPError(f"moderated_ttest: correlation must be between -1 and 1, not {correlation}")
+    coef, stdev, sigma, df = _fit_rows(y, x, block=codes, correlation=correlation)
     cvec = np.array([weights.get(c, 0.0) for c in design.columns])
     used = cvec != 0
-    # contrasts.fit: limma combines the unscaled sds through the correlation of the full design's coefficients.
-    cov = np.linalg.inv(x.T @ x)
+    # contrasts.fit: limma combines the unscaled sds through the correlation of the full design's coefficients
+    # (from the generalised least squares of the whole design when there are blocks).
+    cov = np.linalg.inv(
+        x.T @ (x if codes is None else np.linalg.solve(_block_correlation_matrix(codes, correlation), x))
+    )
     sd = np.sqrt(np.diag(cov))
     cor = cov / np.outer(sd, sd)
     coef_c = np.where(np.isnan(coef[:, used]).any(axis=1), np.nan, np.nan_to_num(coef) @ cvec)
@@ -666,6 +1019,8 @@ def moderated_ttest(
         index=matrix.index,
     )
     result.attrs.update({"s2.prior": var_prior, "df.prior": df_prior})
+    if codes is not None:
+        result.attrs["correlation"] = correlation
     if trend:
         result["s2.prior"] = var_prior
     if robust:
