@@ -12,7 +12,7 @@ import pytest
 
 from dvp_pipeline import simulate
 from dvp_pipeline.classify import classify_sample
-from dvp_pipeline.differential import differential_analysis
+from dvp_pipeline.differential import differential_analysis, differential_tests, prepare_test
 from dvp_pipeline.images import open_image
 from dvp_pipeline.leica import read_lmd_xml
 from dvp_pipeline.options import (
@@ -30,6 +30,7 @@ from dvp_pipeline.report import cohort_report
 from dvp_pipeline.segmentation import match_labels
 from dvp_pipeline.selection import select_sample
 from dvp_pipeline.slide import plan_slide, segment_slide
+from dvp_pipeline.stats import moderated_ttest
 
 CHANNELS = list(simulate.CHANNELS)
 
@@ -119,6 +120,51 @@ def test_differential_analysis_finds_the_planted_proteins(cohort):
     found = table.index[(table["adj.P.Val"] < 0.05) & (table["logFC"] > 0)]
     assert len(found) > 50 and (truth[found] > 0).mean() > 0.95
     assert results.methods["keratinocyte/TEN_vs_MPR"]["design"] == "~0 + group"
+
+
+def _with_replicate_pools(cohort, n=3, correlation_sd=0.3, seed=8):
+    """Each run split into ``n`` replicate pools: the run's values plus a shared pool effect and noise."""
+    samples, runs, _, _, matrix, genes = cohort
+    rng = np.random.default_rng(seed)
+    columns, rows = {}, []
+    for run in runs.itertuples(index=False):
+        for k in range(n):
+            name = f"{run.run}_pool{k + 1}"
+            columns[name] = matrix[run.run] + rng.normal(0, correlation_sd, len(matrix))
+            rows.append((name, run.sample, run.cell_type))
+    return samples, pd.DataFrame(rows, columns=["run", "sample", "cell_type"]), pd.DataFrame(columns), genes
+
+
+@pytest.mark.parametrize("replicates", ["block", "average"])
+def test_replicate_pools_are_not_counted_as_samples(cohort, replicates):
+    """Three LMD pools per sample and cell type: a block (duplicateCorrelation) or averaged, never
+    independent samples; both find the planted proteins, and independent runs would claim far more."""
+    samples, runs, matrix, genes = _with_replicate_pools(cohort)
+    options = DifferentialOptions.from_mapping({"contrasts": [["TEN", "MPR"]], "replicates": replicates})
+    results = differential_analysis(matrix, samples, runs, options, genes=genes)
+    record = results.methods["keratinocyte/TEN_vs_MPR"]
+    table = results.tables["keratinocyte/TEN_vs_MPR"].set_index("protein")
+    keratinocytes = runs[runs["cell_type"] == "keratinocyte"]
+    if replicates == "block":
+        assert "consensus correlation" in record["replicates"]
+        test = next(t for t in differential_tests(samples, runs, options) if t.key == "keratinocyte/TEN_vs_MPR")
+        prepared = prepare_test(matrix, samples, runs, test, options)
+        pools = keratinocytes.set_index("run")["sample"]  # the block: each sample's pools
+        direct = moderated_ttest(prepared.matrix, test.groups, contrast=("TEN", "MPR"), block=pools)
+        np.testing.assert_allclose(table["t"], direct.loc[table.index, "t"], rtol=1e-10)
+    else:
+        assert record["replicates"].startswith("18 runs of 6 replicate pools averaged")
+        assert record["groups"] == {"MPR": 3, "TEN": 3}
+    _, _, proteomics, _, _, _ = cohort
+    truth = proteomics.proteins.set_index("protein")["log2fc_keratinocyte"].reindex(table.index)
+    found = table.index[(table["adj.P.Val"] < 0.05) & (table["logFC"] > 0)]
+    assert len(found) > 30 and (truth[found] > 0).mean() > 0.95
+    naive = moderated_ttest(
+        matrix[keratinocytes["run"]],
+        keratinocytes.set_index("run")["sample"].map(samples.set_index("sample")["condition"]),
+        contrast=("TEN", "MPR"),
+    )
+    assert (naive["adj.P.Val"] < 0.05).sum() > len(found)  # pseudo-replication inflates the calls
 
 
 @pytest.fixture(scope="module")

@@ -231,7 +231,8 @@ def check_design(config: dict, samples: pd.DataFrame, runs: pd.DataFrame, *, sou
         seen[test.key] = test.description
         covariates = design_covariates(samples, runs, test, options) if options.covariates else None
         _check_rank(test, covariates, design_matrix, source=source)
-        sizes = test.groups.value_counts()
+        # replicate pools of one sample are not independent samples: count samples per group
+        sizes = pd.Series(test.pools.to_numpy(), index=test.groups.to_numpy()).groupby(level=0).nunique()
         small = sorted(g for g in test.weights if sizes.get(g, 0) < 2)
         if small:
             log.warning(

@@ -41,6 +41,7 @@ __all__ = [
     "remove_covariates",
     "run_covariates",
     "differential_analysis",
+    "average_replicates",
     "differential_tests",
     "impute_missing",
     "normalize_runs",
@@ -57,7 +58,8 @@ class DifferentialTest:
     """One test of the differential section: where it is written, its groups and its contrast.
 
     ``groups`` maps each run to its group: the condition for a contrast within a cell type,
-    ``{cell_type}.{condition}`` for an interaction.
+    ``{cell_type}.{condition}`` for an interaction; ``pools`` maps each run to its sample and cell
+    type (``{sample}|{cell_type}``): runs that share one are replicate pools of the same material.
     """
 
     folder: str
@@ -66,6 +68,25 @@ class DifferentialTest:
     cell_types: pd.Series
     weights: dict[str, float]
     description: str
+    pools: pd.Series
+
+    @property
+    def replicated(self) -> bool:
+        """Whether some sample and cell type has more than one run in the test."""
+        return bool(self.pools.duplicated().any())
+
+    def subset(self, run_names) -> DifferentialTest:
+        """The same test on some of its runs."""
+        keep = list(run_names)
+        return DifferentialTest(
+            self.folder,
+            self.name,
+            self.groups.loc[keep],
+            self.cell_types.loc[keep],
+            self.weights,
+            self.description,
+            self.pools.loc[keep],
+        )
 
     @property
     def key(self) -> str:
@@ -75,12 +96,18 @@ class DifferentialTest:
 
 @dataclass
 class PreparedTest:
-    """A test's matrix after normalisation, filtering and imputation, with what was done to it."""
+    """A test's matrix after normalisation, filtering and imputation, with what was done to it.
+
+    ``test`` is the test as prepared (with ``differential.replicates: average`` one run per pool);
+    ``block`` maps runs to their pool when replicate pools enter the fit as a block.
+    """
 
     matrix: pd.DataFrame
     imputed: pd.DataFrame
     covariates: pd.DataFrame | None
     methods: dict
+    test: DifferentialTest
+    block: pd.Series | None = None
 
 
 @dataclass
@@ -97,6 +124,7 @@ def differential_tests(
 ) -> list[DifferentialTest]:
     """Every test the differential options ask for: each contrast in each cell type, then the interactions."""
     condition = runs["sample"].map(samples.set_index("sample")["condition"])
+    pool = pd.Series((runs["sample"].astype(str) + "|" + runs["cell_type"].astype(str)).to_numpy(), index=runs["run"])
     tests = []
     for cell_type in dict.fromkeys(runs["cell_type"]):
         for num, den in options.contrasts:
@@ -112,14 +140,17 @@ def differential_tests(
                     cell_types=pd.Series(cell_type, index=index),
                     weights={num: 1.0, den: -1.0},
                     description=f"{num} - {den} in {cell_type}",
+                    pools=pool.loc[index],
                 )
             )
     for i, interaction in enumerate(options.interactions):
-        tests.append(_interaction_test(i, interaction, runs, condition))
+        tests.append(_interaction_test(i, interaction, runs, condition, pool))
     return tests
 
 
-def _interaction_test(i: int, interaction: list[str], runs: pd.DataFrame, condition: pd.Series) -> DifferentialTest:
+def _interaction_test(
+    i: int, interaction: list[str], runs: pd.DataFrame, condition: pd.Series, pool: pd.Series
+) -> DifferentialTest:
     num, den, type_a, type_b = interaction
     for cell_type in (type_a, type_b):
         if cell_type not in set(runs["cell_type"]):
@@ -143,6 +174,7 @@ def _interaction_test(i: int, interaction: list[str], runs: pd.DataFrame, condit
         cell_types=pd.Series(runs.loc[chosen, "cell_type"].to_numpy(), index=index),
         weights=weights,
         description=f"({num} - {den} in {type_a}) - ({num} - {den} in {type_b})",
+        pools=pool.loc[index],
     )
 
 
@@ -158,22 +190,31 @@ def prepare_test(
     test: DifferentialTest,
     options: DifferentialOptions,
 ) -> PreparedTest:
-    """The protein matrix of one test: normalised per cell type, filtered, imputed as the options say."""
-    groups = test.groups
-    missing = [r for r in groups.index if r not in proteins.columns]
+    """The protein matrix of one test: normalised per cell type, replicate pools averaged or kept as a
+    block, filtered, imputed as the options say."""
+    missing = [r for r in test.groups.index if r not in proteins.columns]
     if missing:
         raise DVPError(f"runs {', '.join(missing)} are in the runs sheet but not in the protein matrix")
-    matrix = proteins[list(groups.index)]
+    matrix = proteins[list(test.groups.index)]
     matrix = matrix[matrix.notna().any(axis=1)]
     if matrix.empty:
         raise DVPError(
-            f"{test.key} ({test.description}): the protein matrix has no values in runs {', '.join(groups.index)}"
+            f"{test.key} ({test.description}): the protein matrix has no values in runs {', '.join(test.groups.index)}"
         )
     matrix = normalize_runs(matrix, test.cell_types, options)
+    block, replicates = None, None
+    if test.replicated and options.replicates == "average":
+        n_runs = len(test.groups)
+        matrix, test = average_replicates(matrix, test)
+        replicates = (
+            f"{n_runs} runs of {len(test.groups)} replicate pools averaged (mean log2 per sample and cell type)"
+        )
+    elif test.replicated:
+        block = test.pools
     n_before = len(matrix)
     filtered = valid_value_filter(
         matrix,
-        groups,
+        test.groups,
         min_per_group=options.min_valid_per_group,
         min_fraction=options.min_valid_fraction,
         require=options.valid_in,
@@ -186,7 +227,21 @@ def prepare_test(
     )
     covariates = design_covariates(samples, runs, test, options) if options.covariates else None
     _check_residual_df(test, covariates)
-    return PreparedTest(matrix, imputed, covariates, _methods_record(test, options, len(matrix), n_before, imputed))
+    methods = _methods_record(test, options, len(matrix), n_before, imputed)
+    if replicates:
+        methods["replicates"] = replicates
+    return PreparedTest(matrix, imputed, covariates, methods, test, block)
+
+
+def average_replicates(matrix: pd.DataFrame, test: DifferentialTest) -> tuple[pd.DataFrame, DifferentialTest]:
+    """One value per pool (sample and cell type): the mean of its runs' observed log2 values, in the
+    column of its first run; and the test restricted to those runs."""
+    pools = test.pools.loc[list(matrix.columns)]
+    firsts = list(pools.index[~pools.duplicated()])
+    first_of = dict(zip(pools.loc[firsts], firsts, strict=True))
+    means = matrix.T.groupby(pools.to_numpy(), sort=False).mean().T  # NaN skipped; an empty pool stays NaN
+    means.columns = [first_of[p] for p in means.columns]
+    return means[firsts], test.subset(firsts)
 
 
 def _runs_per_group(test: DifferentialTest) -> str:
@@ -325,15 +380,17 @@ def _methods_record(
     }
 
 
-def run_test(prepared: PreparedTest, test: DifferentialTest, options: DifferentialOptions) -> pd.DataFrame:
-    """limma's moderated t of one prepared test, with the differential options' trend and robust."""
+def run_test(prepared: PreparedTest, options: DifferentialOptions) -> pd.DataFrame:
+    """limma's moderated t of one prepared test, with the differential options' trend and robust, and
+    replicate pools as a block (limma's duplicateCorrelation) when they are kept apart."""
     return moderated_ttest(
         prepared.matrix,
-        test.groups,
-        contrast=test.weights,
+        prepared.test.groups,
+        contrast=prepared.test.weights,
         covariates=prepared.covariates,
         trend=options.trend,
         robust=options.robust,
+        block=prepared.block,
     )
 
 
@@ -367,8 +424,14 @@ def differential_analysis(
     results = DifferentialResults(tests=differential_tests(samples, runs, options))
     for test in results.tests:
         prepared = prepare_test(proteins, samples, runs, test, options)
-        table = run_test(prepared, test, options)
+        table = run_test(prepared, options)
         record = prepared.methods
+        if prepared.block is not None:
+            record["replicates"] = (
+                f"replicate pools as a block (limma duplicateCorrelation, consensus correlation "
+                f"{table.attrs['correlation']:.3f})"
+            )
+        test = prepared.test
         for key in ("s2.prior", "df.prior"):
             value = float(np.median(table.attrs[key]))
             record[key] = value if np.isfinite(value) else str(value)  # JSON has no Infinity

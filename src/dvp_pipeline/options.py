@@ -229,6 +229,7 @@ class DifferentialOptions(Options):
     impute_shift: float
     seed: int
     covariates: list[str]
+    replicates: str
     trend: bool
     robust: bool
 

@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dvp_pipeline.differential import differential_tests, normalize_runs, prepare_test, remove_covariates, run_test
+from dvp_pipeline.differential import (
+    average_replicates,
+    differential_tests,
+    normalize_runs,
+    prepare_test,
+    remove_covariates,
+    run_test,
+)
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.genesets import collection_label, load_collection, sets_to_features
 from dvp_pipeline.gsva import gsva
@@ -150,13 +157,12 @@ def _competitive(index, stat: np.ndarray, gene_sets, *, df: float, correlation=N
     n_genes = len(stat)
     mean_stat, var_stat = stat.mean(), stat.var(ddof=1)
     position = {f: i for i, f in enumerate(index)}
-    rows = {}
+    names, sizes, means, vifs, rhos = [], [], [], [], []
     for name, members in gene_sets.items():
         idx = sorted({position[m] for m in members if m in position})
         m = len(idx)
         if m == 0 or m == n_genes:
             continue
-        m2 = n_genes - m
         if correlation is not None:
             rho = correlation
             vif = 1 + (m - 1) * rho
@@ -165,14 +171,26 @@ def _competitive(index, stat: np.ndarray, gene_sets, *, df: float, correlation=N
             rho = (vif - 1) / (m - 1)
         else:
             vif, rho = 1.0, np.nan
-        vif = max(1.0, vif)
-        delta = n_genes / m2 * (stat[idx].mean() - mean_stat)
-        pooled = ((n_genes - 1) * var_stat - delta**2 * m * m2 / n_genes) / (n_genes - 2)
-        t = delta / np.sqrt(pooled * (vif / m + 1 / m2))
-        down, up = stats.t.cdf(t, df), stats.t.sf(t, df)
-        rows[name] = (m, rho, "Down" if down < up else "Up", 2 * min(down, up))
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=["NGenes", "Correlation", "Direction", "PValue"])
-    table["NGenes"] = table["NGenes"].astype(int)
+        names.append(name)
+        sizes.append(m)
+        means.append(stat[idx].mean())
+        vifs.append(max(1.0, vif))
+        rhos.append(rho)
+    m, m2 = np.asarray(sizes, dtype=float), n_genes - np.asarray(sizes, dtype=float)
+    # one vectorised pass over the sets: scipy's per-call overhead dominated the loop
+    delta = n_genes / m2 * (np.asarray(means) - mean_stat)
+    pooled = ((n_genes - 1) * var_stat - delta**2 * m * m2 / n_genes) / (n_genes - 2)
+    t = delta / np.sqrt(pooled * (np.asarray(vifs) / m + 1 / m2))
+    down, up = stats.t.cdf(t, df), stats.t.sf(t, df)
+    table = pd.DataFrame(
+        {
+            "NGenes": np.asarray(sizes, dtype=int),
+            "Correlation": np.asarray(rhos, dtype=float),
+            "Direction": np.where(down < up, "Down", "Up"),
+            "PValue": 2 * np.minimum(down, up),
+        },
+        index=pd.Index(names, dtype=object),
+    )
     table["FDR"] = bh_adjust(table["PValue"].to_numpy()) if len(table) > 1 else table["PValue"]
     return table.sort_values("PValue", kind="stable")
 
@@ -388,7 +406,7 @@ def pathway_analysis(
         prepared = prepare_test(proteins, samples, runs, test, differential)
         tested = None
         if {"ora", "gsea", "camerapr"} & set(options.methods):
-            tested = run_test(prepared, test, differential).dropna(subset=["t"])
+            tested = run_test(prepared, differential).dropna(subset=["t"])
         found = _test_sets(prepared, tested, test, collections, options)
         for method, tables in found.items():
             for table, label in tables:
@@ -414,18 +432,23 @@ def _test_sets(prepared, tested, test, collections, options: PathwaysOptions) ->
     """Each method's (table, collection) pairs for one differential test.
 
     camera takes the test's full design (groups and covariates) on the proteins without missing
-    values; camerapr, ORA and GSEA take the covariate-adjusted moderated t of every tested protein.
+    values, replicate pools averaged (it has no block design); camerapr, ORA and GSEA take the
+    moderated t of every tested protein, adjusted for the covariates and the pools' block.
     """
-    complete = prepared.matrix.dropna()
+    matrix, camera_test = prepared.matrix, prepared.test
+    if prepared.block is not None:  # camera has no block design: replicate pools enter it averaged
+        matrix, camera_test = average_replicates(matrix, camera_test)
+    complete = matrix.dropna()
+    covariates = None if prepared.covariates is None else prepared.covariates.loc[list(camera_test.groups.index)]
     found = {method: [] for method in ("camera", *options.methods)}
     for label, sets in collections.items():
         if "camera" in options.methods and (sized := _sized(sets, complete.index, options)):
             table = camera(
                 complete,
-                test.groups,
+                camera_test.groups,
                 sized,
-                contrast=test.weights,
-                covariates=prepared.covariates,
+                contrast=camera_test.weights,
+                covariates=covariates,
                 inter_gene_cor=options.inter_gene_cor,
             )
             found["camera"].append((table, label))
