@@ -175,6 +175,14 @@ LATE_MISTAKES = {
         lambda c: c["differential"].update({"covariates": ["patient"]}),
         r"'patient' is confounded with the groups in TEN - MPR in keratinocyte: 6 of 6 patient value\(s\)",
     ),
+    "no test asked for": (
+        lambda c: c["differential"].update({"contrasts": [], "interactions": []}),
+        r"differential: no test asked for; give contrasts, interactions or both",
+    ),
+    "camerapr without a preset correlation": (
+        lambda c: c["pathways"].update({"methods": ["camera", "camerapr"], "inter_gene_cor": None}),
+        r"pathways.methods: camerapr needs a preset pathways.inter_gene_cor",
+    ),
     "min_set_size above max_set_size": (
         lambda c: c["pathways"].update({"min_set_size": 600}),
         r"pathways.min_set_size \(600\) is larger than pathways.max_set_size \(500\)",
@@ -205,6 +213,25 @@ def test_mistakes_that_used_to_fail_inside_a_job_are_caught_before(project, mist
     _edit_config(project, change)
     with pytest.raises(DVPError, match=message):
         _load(project)
+
+
+def test_interactions_alone_pass_and_one_sample_per_group_is_warned(project, caplog):
+    """contrasts: [] with an interaction is a valid design; a group of one sample gets a warning."""
+    _edit_config(
+        project,
+        lambda c: c["differential"].update(
+            {"contrasts": [], "interactions": [["TEN", "MPR", "keratinocyte", "macrophage"]]}
+        ),
+    )
+    _load(project)
+    runs = project / "config" / "runs.tsv"
+    lines = runs.read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    kept = [r for r in rows if r.split("\t")[1] in ("TEN01", "MPR01")]
+    runs.write_text("\n".join([header, *kept]) + "\n")
+    with caplog.at_level("WARNING"):
+        _load(project)
+    assert "have fewer than two samples" in caplog.text
 
 
 def test_reserved_sample_names(project):
