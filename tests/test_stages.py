@@ -138,7 +138,7 @@ def _with_replicate_pools(cohort, n=3, correlation_sd=0.3, seed=8):
 @pytest.mark.parametrize("replicates", ["block", "average"])
 def test_replicate_pools_are_not_counted_as_samples(cohort, replicates):
     """Three LMD pools per sample and cell type: a block (duplicateCorrelation) or averaged, never
-    independent samples; both find the planted proteins, and independent runs would claim far more."""
+    independent samples (tests/test_stats_block.py shows that calibration); both find the planted proteins."""
     samples, runs, matrix, genes = _with_replicate_pools(cohort)
     options = DifferentialOptions.from_mapping({"contrasts": [["TEN", "MPR"]], "replicates": replicates})
     results = differential_analysis(matrix, samples, runs, options, genes=genes)
@@ -159,12 +159,6 @@ def test_replicate_pools_are_not_counted_as_samples(cohort, replicates):
     truth = proteomics.proteins.set_index("protein")["log2fc_keratinocyte"].reindex(table.index)
     found = table.index[(table["adj.P.Val"] < 0.05) & (table["logFC"] > 0)]
     assert len(found) > 30 and (truth[found] > 0).mean() > 0.95
-    naive = moderated_ttest(
-        matrix[keratinocytes["run"]],
-        keratinocytes.set_index("run")["sample"].map(samples.set_index("sample")["condition"]),
-        contrast=("TEN", "MPR"),
-    )
-    assert (naive["adj.P.Val"] < 0.05).sum() > len(found)  # pseudo-replication inflates the calls
 
 
 @pytest.fixture(scope="module")
