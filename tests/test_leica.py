@@ -1,12 +1,21 @@
 """Tests for the Leica LMD XML object model, writer and safe reader."""
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.leica import Collection, Shape, check_well, read_lmd_xml
+from dvp_pipeline.leica import (
+    Collection,
+    Shape,
+    calibration_triangle_check,
+    check_calibration_points,
+    check_well,
+    orientation_matrix,
+    read_lmd_xml,
+)
 
 CALIBRATION = [[0, 0], [200, 0], [0, 100]]
 
@@ -62,7 +71,7 @@ def test_calibration_points_and_shapes_share_the_transform():
 
 
 def test_transform_inverse_and_no_flip():
-    collection = Collection(CALIBRATION, scale=50, flip_y=False)
+    collection = Collection(CALIBRATION, scale=50, orientation=orientation_matrix(flip_y=False))
     points = np.array([[1.5, 2.0], [3.0, -4.0]])
     assert np.allclose(collection.to_lmd(points), [[75, 100], [150, -200]])
     assert np.allclose(collection.from_lmd(collection.to_lmd(points)), points)
@@ -159,7 +168,9 @@ def test_invalid_wells(well):
 
 def test_shape_and_collection_validation():
     with pytest.raises(DVPError, match="well"):
-        Shape([[0, 0], [1, 0], [1, 1]], well="Z9")
+        check_well("Z9")  # what the pipeline writes is a plate well
+    with pytest.raises(DVPError, match="is not a plain name"):
+        Shape([[0, 0], [1, 0], [1, 1]], well="A1<script>")
     with pytest.raises(DVPError, match=r"\(N, 2\)"):
         Shape([1, 2, 3])
     with pytest.raises(DVPError, match="at least 2"):
@@ -172,3 +183,75 @@ def test_shape_and_collection_validation():
         Collection([[0, 0], [1, 1]])
     with pytest.raises(DVPError, match="scale"):
         Collection(CALIBRATION, scale=0)
+
+
+# A known image point (x right, y down) and where each set-up puts it on the stage (x right, y up).
+ORIENTED = [
+    ({}, (30.0, -20.0)),  # the default: y flipped
+    ({"flip_y": False}, (30.0, 20.0)),
+    ({"rotate": 90}, (20.0, 30.0)),
+    ({"rotate": 180}, (-30.0, 20.0)),
+    ({"rotate": 270}, (-20.0, -30.0)),
+    ({"flip_x": True}, (-30.0, -20.0)),
+]
+
+
+@pytest.mark.parametrize(("setup", "expected"), ORIENTED, ids=[str(s) for s, _ in ORIENTED])
+def test_a_known_point_lands_where_each_orientation_puts_it(setup, expected):
+    collection = Collection(CALIBRATION, scale=1, orientation=orientation_matrix(**setup))
+    assert collection.to_lmd([[30.0, 20.0]]).tolist() == [list(expected)]
+    shape = collection.new_shape([[30, 20], [40, 20], [40, 30], [30, 20]], well="B2")
+    back = read_lmd_xml(collection.to_xml(), scale=1, orientation=collection.orientation)
+    np.testing.assert_allclose(back.shapes[0].points, shape.points)
+
+
+def test_bad_orientations_and_calibration_points():
+    with pytest.raises(DVPError, match=r"orientation.rotate: expected one of \(0, 90, 180, 270\)"):
+        orientation_matrix(rotate=45)
+    with pytest.raises(DVPError, match="expected a 2 x 2 rotation/flip matrix"):
+        Collection(CALIBRATION, orientation=[[2, 0], [0, 1]])
+    with pytest.raises(DVPError, match="expected exactly 3 finite"):
+        check_calibration_points([[0, 0], [1, 1]])
+    with pytest.raises(DVPError, match="lie on one line"):
+        check_calibration_points([[0, 0], [1000, 1000], [2000, 2000.001]])
+    assert calibration_triangle_check([[0, 0], [100, 0], [0, 100]], [[10, 10], [500, 500], [-300, 50]]) == 2 / 3
+
+
+def test_py_lmd_reads_our_file_and_we_read_its_file(tmp_path):
+    """MannLabs py-lmd (the library DVP labs use) reads our XML to the same numbers, and we read its."""
+    lib = pytest.importorskip("lmd.lib")
+    ours = _collection()
+    ours.orientation = orientation_matrix(rotate=90)
+    path = tmp_path / "ours.xml"
+    path.write_bytes(ours.to_xml())
+    theirs = lib.Collection()
+    theirs.load(str(path))
+    np.testing.assert_array_equal(theirs.calibration_points, np.rint(ours.to_lmd(ours.calibration_points)))
+    assert [s.well for s in theirs.shapes] == [s.well for s in ours.shapes]
+    for mine, read in zip(ours.shapes, theirs.shapes, strict=True):
+        np.testing.assert_array_equal(read.points, np.rint(ours.to_lmd(mine.points)))
+
+    written = lib.Collection(calibration_points=np.array(CALIBRATION, dtype=float), scale=100)
+    written.new_shape(np.array([[10.0, 10.0], [20.0, 10.0], [20.0, 20.0], [10.0, 10.0]]), well="C3")
+    written.save(str(tmp_path / "theirs.xml"))
+    back = read_lmd_xml(tmp_path / "theirs.xml", orientation=written.orientation_transform)
+    np.testing.assert_allclose(back.calibration_points, CALIBRATION, atol=0.01)
+    np.testing.assert_allclose(back.shapes[0].points, [[10, 10], [20, 10], [20, 20], [10, 10]], atol=0.01)
+    assert back.shapes[0].well == "C3"
+
+
+REAL = Path(__file__).parent / "data" / "real" / "lmd"
+
+
+@pytest.mark.parametrize(
+    ("name", "shapes", "wells"),
+    [("pylmd_cellculture_shapes_2.xml", 2, {"well1"}), ("pylmd_xml_excision.xml", 7, {None})],
+)
+def test_real_py_lmd_files_are_read(name, shapes, wells):
+    """py-lmd's own example files (MannLabs/py-lmd, Apache-2.0; tests/data/real/lmd/SOURCES.md)."""
+    collection = read_lmd_xml(REAL / name)
+    assert len(collection.shapes) == shapes and {s.well for s in collection.shapes} == wells
+    assert all(len(s.points) >= 3 for s in collection.shapes)
+    again = read_lmd_xml(collection.to_xml())
+    for a, b in zip(collection.shapes, again.shapes, strict=True):
+        np.testing.assert_allclose(a.points, b.points)

@@ -32,7 +32,11 @@ convention). The Leica frame has y pointing *up* (py-lmd docs, "Different Coordi
 py-lmd's QuPath example uses ``orientation_transform = [[1, 0], [0, -1]]`` for (x, y) image
 coordinates). Every number in the file, calibration points and shape vertices alike, is therefore::
 
-    X = round(scale * x)        Y = round(-scale * y)         (with flip_y=True, the default)
+    X = round(scale * x)        Y = round(-scale * y)         (the default orientation)
+
+Set-ups whose stage axes are rotated or mirrored against the camera take another ``orientation``:
+a 2 x 2 matrix applied to ``(x, y)`` before scaling (:func:`orientation_matrix` builds it from a
+rotation and flips), as py-lmd's ``orientation_transform``.
 
 as integers, ``scale`` file units per pixel (default 100, py-lmd's default: the LMD reads integers,
 so scaling keeps 1/100 pixel precision). The unit is otherwise arbitrary: after import the operator
@@ -56,11 +60,69 @@ import numpy as np
 
 from dvp_pipeline.errors import DVPError
 
-__all__ = ["Collection", "Shape", "check_well", "read_lmd_xml"]
+__all__ = [
+    "ORIENTATIONS",
+    "Collection",
+    "Shape",
+    "calibration_triangle_check",
+    "check_calibration_points",
+    "check_well",
+    "orientation_matrix",
+    "read_lmd_xml",
+]
+
+#: Image (x right, y down) to stage frame: y flipped, the usual Leica LMD6/7 set-up (py-lmd's default).
+DEFAULT_ORIENTATION = np.array([[1.0, 0.0], [0.0, -1.0]])
+ORIENTATIONS = (0, 90, 180, 270)
+
+
+def orientation_matrix(*, rotate: int = 0, flip_x: bool = False, flip_y: bool = True) -> np.ndarray:
+    """The 2 x 2 map from image ``(x, y)`` to the stage frame: flips first, then a counter-clockwise
+    rotation by ``rotate`` degrees (in the y-up stage frame).
+
+    >>> orientation_matrix().tolist()
+    [[1.0, 0.0], [0.0, -1.0]]
+    >>> orientation_matrix(rotate=90, flip_y=True).tolist()
+    [[0.0, 1.0], [1.0, 0.0]]
+    """
+    if rotate not in ORIENTATIONS:
+        raise DVPError(f"orientation.rotate: expected one of {ORIENTATIONS} degrees, got {rotate!r}")
+    flips = np.diag([-1.0 if flip_x else 1.0, -1.0 if flip_y else 1.0])
+    turn = {0: [[1, 0], [0, 1]], 90: [[0, -1], [1, 0]], 180: [[-1, 0], [0, -1]], 270: [[0, 1], [-1, 0]]}[rotate]
+    return np.asarray(turn, dtype=float) @ flips + 0.0
+
+
+def check_calibration_points(points, *, what: str = "calibration_points") -> np.ndarray:
+    """Three finite, non-collinear ``(x, y)`` points (the LMD fits an affine map from exactly three)."""
+    array = np.asarray(points, dtype=float) if np.ndim(points) == 2 else np.empty((0, 2))
+    if array.shape != (3, 2) or not np.isfinite(array).all():
+        got = np.asarray(points, dtype=object).tolist() if points is not None else None
+        raise DVPError(f"{what}: expected exactly 3 finite [x, y] points, got {got}")
+    edge1, edge2 = array[1] - array[0], array[2] - array[0]
+    # relative to the spread of the points, so that the test does not depend on the unit
+    spread = max(float(np.abs(array - array.mean(axis=0)).max()), 1e-300)
+    if abs(edge1[0] * edge2[1] - edge1[1] * edge2[0]) < 1e-6 * spread**2:
+        raise DVPError(f"{what}: the three points {array.tolist()} lie on one line; the LMD cannot calibrate on them")
+    return array
+
+
+def calibration_triangle_check(calibration: np.ndarray, points: np.ndarray, *, far: float = 1.0) -> float:
+    """The fraction of ``points`` far outside the calibration triangle: some barycentric coordinate
+    below ``-far`` (beyond the triangle by more than its own size), where the affine fit extrapolates."""
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    if not len(points):
+        return 0.0
+    a, b, c = np.asarray(calibration, dtype=float)
+    basis = np.column_stack([b - a, c - a])
+    uv = np.linalg.solve(basis, (points - a).T).T
+    bary = np.column_stack([1 - uv.sum(axis=1), uv])
+    return float((bary < -far).any(axis=1).mean())
+
 
 # Plate wells up to 384-well layout (rows A-P, columns 1-24; covers 96-well A1-H12) and the single
 # letters A-H the LMD collectors use for tube caps and 8-strips.
 _WELL = re.compile(r"(?:[A-P](?:[1-9]|1[0-9]|2[0-4])|[A-H])")
+_CAP_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 def check_well(well: str) -> str:
@@ -104,8 +166,10 @@ class Shape:
         if not np.isfinite(points).all():
             raise DVPError(f"{label}: points contain NaN or infinite values")
         self.points = points
-        if self.well is not None:
-            check_well(self.well)
+        # What the pipeline writes is a plate well (check_well); files from elsewhere may name other
+        # collectors (py-lmd's examples use "well1"), which are kept when they are a plain short token.
+        if self.well is not None and not _CAP_ID.fullmatch(str(self.well)):
+            raise DVPError(f"{label}: collector/cap id {self.well!r} is not a plain name (letters, digits, _ -)")
 
 
 @dataclass
@@ -121,8 +185,9 @@ class Collection:
         The shapes, cut in list order.
     scale
         File units per image pixel (the file holds integers).
-    flip_y
-        Negate y on writing, because the Leica y axis points up while image y points down.
+    orientation
+        2 x 2 map from image ``(x, y)`` to the stage frame (:func:`orientation_matrix`); the default
+        negates y, because the Leica y axis points up while image y points down.
 
     Examples
     --------
@@ -136,22 +201,13 @@ class Collection:
     calibration_points: np.ndarray
     shapes: list[Shape] = field(default_factory=list)
     scale: float = 100.0
-    flip_y: bool = True
+    orientation: np.ndarray = field(default_factory=lambda: DEFAULT_ORIENTATION.copy())
 
     def __post_init__(self) -> None:
-        points = np.asarray(self.calibration_points, dtype=float)
-        if points.shape != (3, 2) or not np.isfinite(points).all():
-            raise DVPError(
-                "calibration_points: expected 3 finite (x, y) pairs, "
-                f"got {np.asarray(self.calibration_points).tolist()}"
-            )
-        # The LMD fits an affine map from three points; collinear points leave it undetermined.
-        edge1, edge2 = points[1] - points[0], points[2] - points[0]
-        if abs(edge1[0] * edge2[1] - edge1[1] * edge2[0]) < 1e-9:
-            raise DVPError(f"calibration_points: the three points {points.tolist()} lie on one line")
+        self.calibration_points = check_calibration_points(self.calibration_points)
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise DVPError(f"scale: expected a positive number, got {self.scale}")
-        self.calibration_points = points
+        self.orientation = _check_orientation(self.orientation)
 
     def new_shape(self, points, well: str | None = None, name: str | None = None) -> Shape:
         """Create a :class:`Shape`, append it, and return it."""
@@ -161,11 +217,11 @@ class Collection:
 
     def to_lmd(self, points) -> np.ndarray:
         """Map image pixels ``(x, y)`` to the file frame (before rounding to integers)."""
-        return _to_lmd(points, self.scale, self.flip_y)
+        return _to_lmd(points, self.scale, self.orientation)
 
     def from_lmd(self, values) -> np.ndarray:
         """Map file values back to image pixels ``(x, y)`` (inverse of :meth:`to_lmd`)."""
-        return _from_lmd(values, self.scale, self.flip_y)
+        return _from_lmd(values, self.scale, self.orientation)
 
     def to_xml(self) -> bytes:
         """Return the Leica LMD XML document (UTF-8 bytes, with declaration, indented)."""
@@ -187,15 +243,21 @@ class Collection:
         return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def _to_lmd(points, scale: float, flip_y: bool) -> np.ndarray:
-    points = np.asarray(points, dtype=float) * scale
-    return points * [1.0, -1.0] if flip_y else points
+def _check_orientation(matrix) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=float)
+    # rotations and flips only: the stage frame keeps the image's scale and right angles
+    if matrix.shape != (2, 2) or not np.allclose(matrix @ matrix.T, np.eye(2)):
+        raise DVPError(f"orientation: expected a 2 x 2 rotation/flip matrix, got {matrix.tolist()}")
+    return matrix
 
 
-def _from_lmd(values, scale: float, flip_y: bool) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
-    # + 0.0 turns the -0.0 of a negated zero into 0.0
-    return (values * [1.0, -1.0] if flip_y else values) / scale + 0.0
+def _to_lmd(points, scale: float, orientation: np.ndarray) -> np.ndarray:
+    return np.asarray(points, dtype=float) @ orientation.T * scale + 0.0
+
+
+def _from_lmd(values, scale: float, orientation: np.ndarray) -> np.ndarray:
+    # the inverse of a rotation/flip is its transpose; + 0.0 turns -0.0 into 0.0
+    return np.asarray(values, dtype=float) / scale @ orientation + 0.0
 
 
 def _as_int(values: np.ndarray) -> list[tuple[int, int]]:
@@ -248,16 +310,18 @@ def _texts(node: ET.Element) -> dict[str, str | None]:
     return {child.tag: child.text for child in node}
 
 
-def read_lmd_xml(source: bytes | str | os.PathLike, *, scale: float = 100.0, flip_y: bool = True) -> Collection:
+def read_lmd_xml(
+    source: bytes | str | os.PathLike, *, scale: float = 100.0, orientation: np.ndarray | None = None
+) -> Collection:
     """Read a Leica LMD XML file into a :class:`Collection` in image pixel coordinates.
 
     Parameters
     ----------
     source
         The XML document as bytes, or a path to it.
-    scale, flip_y
-        The transform the file was written with (see the module docstring); values are mapped back
-        with its inverse.
+    scale, orientation
+        The transform the file was written with (see the module docstring; ``None``: the default
+        orientation); values are mapped back with its inverse.
 
     Returns
     -------
@@ -290,7 +354,8 @@ def read_lmd_xml(source: bytes | str | os.PathLike, *, scale: float = 100.0, fli
         )
         for i in (1, 2, 3)
     ]
-    collection = Collection(_from_lmd(raw_calibration, scale, flip_y), scale=scale, flip_y=flip_y)
+    orientation = _check_orientation(DEFAULT_ORIENTATION if orientation is None else orientation)
+    collection = Collection(_from_lmd(raw_calibration, scale, orientation), scale=scale, orientation=orientation)
 
     shape_nodes = [node for node in root if re.fullmatch(r"Shape_\d+", node.tag)]
     shape_nodes.sort(key=lambda node: int(node.tag.split("_")[1]))
