@@ -28,6 +28,7 @@ COMMANDS = [
     "run",
     "init",
     "demo",
+    "qupath",
 ]
 
 DESCRIPTION = """\

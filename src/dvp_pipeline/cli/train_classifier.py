@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -28,7 +30,10 @@ EPILOG = """\
 inputs:
   CELLS ...        cells tables (.parquet or .tsv) of the annotated samples
   --annotations    TSV or CSV with cell_id, cell_type and sample (needed when several samples are
-                   given): the cells a person labelled
+                   given): the cells a person labelled; or QuPath's GeoJSON export (.geojson, .json;
+                   File > Export objects as GeoJSON) of one sample's image with a CELLS table of that
+                   sample: a classified point labels the cell under it (labels.tif beside CELLS), a
+                   classified polygon every cell whose centroid it contains
 
 outputs:
   --model          the trained forest as JSON (features, classes, trees)
@@ -57,8 +62,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def read_annotations(path: str) -> pd.DataFrame:
-    """An annotation table; comma- or tab-separated (QuPath exports either)."""
+def read_annotations(path: str, cells: pd.DataFrame | None = None, cells_paths: Sequence[str] = ()) -> pd.DataFrame:
+    """An annotation table; comma- or tab-separated (QuPath exports either), or QuPath's GeoJSON export
+    (``.geojson``/``.json``) of classified points and polygons on one sample's image, turned into a table
+    by :func:`dvp_pipeline.qupath.read_training_labels` with the ``labels.tif`` beside its cells table."""
+    if str(path).lower().endswith((".geojson", ".json")):
+        from dvp_pipeline.images import read_labels
+        from dvp_pipeline.qupath import read_training_labels
+
+        beside = Path(cells_paths[0]).with_name("labels.tif") if len(cells_paths) == 1 else None
+        labels = read_labels(beside) if beside is not None and beside.is_file() else None
+        return read_training_labels(path, cells if cells is not None else pd.DataFrame(), labels=labels)
     sep = "," if str(path).lower().endswith(".csv") else "\t"
     try:
         return pd.read_csv(path, sep=sep, dtype={"sample": str})
@@ -70,7 +84,7 @@ def run(args) -> None:
     """Run ``dvp train-classifier`` with parsed arguments."""
     options = load_options(args, "classify").supervised
     cells = pd.concat([io.read_table(path) for path in args.cells], ignore_index=True)
-    annotations = read_annotations(args.annotations)
+    annotations = read_annotations(args.annotations, cells, args.cells)
     try:
         model, evaluation = train_classifier(
             cells,
