@@ -20,6 +20,7 @@ COMMANDS = [
     "segment",
     "classify",
     "train_classifier",
+    "annotate",
     "select",
     "quantify",
     "differential",
