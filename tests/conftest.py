@@ -14,8 +14,8 @@ def data_dir() -> Path:
 
 
 # Tests of the optional extras carry a marker (pyproject.toml). With DVP_REQUIRE_EXTRAS set (CI sets it
-# to "cellpose,directlfq,slurm,formats,spatial,browser"), a run in which a marked group did not pass at least one test fails,
-# so a missing extra or cluster can never turn into a quietly green CI.
+# to "cellpose,directlfq,slurm,formats,spatial,browser"), a run in which a marked group did not pass at
+# least one test fails, so a missing extra or cluster can never turn into a quietly green CI.
 EXTRAS = ("cellpose", "directlfq", "slurm", "formats", "spatial", "browser")
 _passed: dict[str, int] = dict.fromkeys(EXTRAS, 0)
 _seen: dict[str, int] = dict.fromkeys(EXTRAS, 0)

@@ -33,11 +33,14 @@ from dvp_pipeline.errors import DVPError
 from dvp_pipeline.genesets import load_collection, parse_gmt
 from dvp_pipeline.images import check_image_size, open_image, read_labels
 from dvp_pipeline.leica import read_lmd_xml
+from dvp_pipeline.options import SelectOptions
+from dvp_pipeline.plates import reachable_wells
 from dvp_pipeline.readers import read_ions
-from dvp_pipeline.selection import calibration_points
+from dvp_pipeline.selection import resolve_calibration
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
+CALIBRATION = SelectOptions.from_mapping({}).calibration  # no points, no image corners
 CHANNELS = ["DAPI", "CD8"]
 
 
@@ -278,8 +281,20 @@ LIBRARY = {
     ),
     "lmd-a-folder": Bad(lambda d: lambda: read_lmd_xml(d), "file not found"),
     "calibration-two-points": Bad(
-        lambda d: lambda: calibration_points([[0, 0], [1, 1]], (10, 10)), "expected 3 \\[x, y\\] pixel pairs"
+        lambda d: lambda: resolve_calibration("0,0;1,1", CALIBRATION, sample="S", image_shape=(9, 9), pixel_size_um=1),
+        "expected exactly 3 finite",
     ),
+    "calibration-collinear": Bad(
+        lambda d: (
+            lambda: resolve_calibration("0,0;5,5;9,9", CALIBRATION, sample="S", image_shape=(9, 9), pixel_size_um=1)
+        ),
+        "lie on one line",
+    ),
+    "calibration-none": Bad(
+        lambda d: lambda: resolve_calibration(None, CALIBRATION, sample="S", image_shape=(9, 9), pixel_size_um=1),
+        "no calibration points",
+    ),
+    "plate-well-outside": Bad(lambda d: lambda: reachable_wells(96, ["H13"]), "'H13' is not on a 96-well plate"),
     # trained classifier models
     "model-not-json": Bad(lambda d: lambda: load_model("\x80\x04 pickle"), "not a JSON classifier model"),
     "model-no-features": Bad(model(lambda m: m.update(features=[])), "model has no features"),

@@ -103,7 +103,7 @@ def test_missing_sample_id_and_missing_sample_in_runs(project):
 
 def test_run_absent_from_report(project):
     path = project / "config" / "runs.tsv"
-    path.write_text(path.read_text() + "TEN01_fibroblast_typo\tTEN01\tkeratinocyte\tD1\n")
+    path.write_text(path.read_text() + "TEN01_fibroblast_typo\tTEN01\tkeratinocyte\n")
     with pytest.raises(DVPError, match=r"run\(s\) TEN01_fibroblast_typo not found in the report"):
         load_project(project / "config" / "config.yaml", base=project)
 
@@ -162,10 +162,13 @@ LATE_MISTAKES = {
         lambda c: c["classify"]["cell_types"].append({"name": "unassigned", "positive": ["CD8"]}),
         r"'unassigned' is the label of cells that match no rule",
     ),
-    "invalid well": (lambda c: c["select"].update({"wells": {"keratinocyte": "Z99"}}), r"select.wells.keratinocyte"),
-    "well for an unknown cell type": (
-        lambda c: c["select"].update({"wells": {"keratinocytes": "A1"}}),
-        r"select.wells: 'keratinocytes' is not a cell type .*did you mean 'keratinocyte'",
+    "excluded well off the plate": (
+        lambda c: c["select"]["plate"].update({"excluded_wells": ["Q30"]}),
+        r"select.plate.excluded_wells: .*'Q30'",
+    ),
+    "calibration points on one line": (
+        lambda c: c["select"].update({"calibration": {"points": [[0, 0], [10, 10], [20, 20]]}}),
+        None,  # the samples sheet's calibration column wins: no error
     ),
     "duplicate contrast": (
         lambda c: c["differential"].update({"contrasts": [["TEN", "MPR"], ["TEN", "MPR"]]}),
@@ -211,6 +214,9 @@ LATE_MISTAKES = {
 def test_mistakes_that_used_to_fail_inside_a_job_are_caught_before(project, mistake):
     change, message = LATE_MISTAKES[mistake]
     _edit_config(project, change)
+    if message is None:
+        _load(project)
+        return
     with pytest.raises(DVPError, match=message):
         _load(project)
 
@@ -232,6 +238,23 @@ def test_interactions_alone_pass_and_one_sample_per_group_is_warned(project, cap
     with caplog.at_level("WARNING"):
         _load(project)
     assert "have fewer than two samples" in caplog.text
+
+
+def test_calibration_is_required_and_checked_before_any_job(project):
+    """Without the samples sheet's calibration, select.calibration decides; nothing silently uses corners."""
+    samples = project / "config" / "samples.tsv"
+    sheet = pd.read_csv(samples, sep="\t", dtype=str)
+    sheet.drop(columns="calibration").to_csv(samples, sep="\t", index=False)
+    with pytest.raises(DVPError, match=r"samples.tsv, row 2: sample TEN01: calibration: no calibration points"):
+        _load(project)
+    _edit_config(project, lambda c: c["select"].update({"calibration": {"points": [[0, 0], [10, 10], [20, 20]]}}))
+    with pytest.raises(DVPError, match="lie on one line"):
+        _load(project)
+    _edit_config(project, lambda c: c["select"].update({"calibration": {"image_corners": True}}))
+    _load(project)
+    sheet.assign(calibration=["0,0;1,1"] + list(sheet["calibration"][1:])).to_csv(samples, sep="\t", index=False)
+    with pytest.raises(DVPError, match=r"row 2: .*expected exactly 3 finite"):
+        _load(project)
 
 
 def test_reserved_sample_names(project):
@@ -319,7 +342,7 @@ def test_images_without_a_pixel_size_or_smaller_than_a_nucleus_are_refused_befor
     path = project / "data" / "sample" / "images" / "TEN02.ome.tif"
     tifffile.imwrite(path, np.zeros((4, 32, 32), np.uint16), photometric="minisblack")  # no OME, no pixel size
     sheet = project / "config" / "samples.tsv"
-    sheet.write_text(sheet.read_text().replace("\t0.5\n", "\t\n"))
+    sheet.write_text(sheet.read_text().replace("\t0.5\t", "\t\t"))
     with pytest.raises(DVPError, match=r"row 3 \(sample TEN02\): .*no pixel size in the image metadata"):
         _load(project)
     write_ome_tiff(np.zeros((4, 6, 6), np.uint16), path, channels=["DAPI", "KRT14", "CD8", "CD163"], pixel_size_um=0.5)

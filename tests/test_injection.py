@@ -70,6 +70,7 @@ def test_hostile_channel_names_stay_one_argument(tmp_path):
     config["quantify"]["report"] = str(ROOT / "data" / "sample" / "diann_report.parquet")
     config["classify"]["cell_types"] = [{"name": "keratinocyte", "positive": ["Pan CK"]}]
     config["differential"]["contrasts"] = [["TEN", "TEN2"]]
+    config["select"]["calibration"] = {"image_corners": True}
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     # one condition: only the imaging branch is asked for, so the contrast is never tested
     samples = pd.read_csv(tmp_path / "config" / "samples.tsv", sep="\t")

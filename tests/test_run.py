@@ -202,13 +202,14 @@ def cohort(root: Path, n_samples: int) -> Path:
             "patient": [f"P{name}" for name in names],
             "batch": 1,
             "pixel_size_um": 0.5,
+            "calibration": "32,32;608,32;32,608",
         }
     )
     samples.to_csv(root / "config" / "samples.tsv", sep="\t", index=False)
     demo_runs = pd.read_csv(ROOT / "config" / "runs.tsv", sep="\t").head(3)  # one sample's three cell types
     runs = pd.DataFrame(
         [
-            {"run": f"{name}_{r.cell_type}", "sample": name, "cell_type": r.cell_type, "well": r.well}
+            {"run": f"{name}_{r.cell_type}", "sample": name, "cell_type": r.cell_type}
             for name in names
             for r in demo_runs.itertuples()
         ]

@@ -1,4 +1,4 @@
-"""Tests for cell selection, outlines, GeoJSON and preview, and the ``dvp select`` command."""
+"""The select, plate and lmd stages: pools, shapes, calibration, plates and the Leica file."""
 
 import argparse
 import json
@@ -10,91 +10,24 @@ import pytest
 import tifffile
 from matplotlib.path import Path as MplPath
 from scipy import ndimage
+from shapely.geometry import Polygon
 
+from dvp_pipeline.cli import lmd as lmd_cli
+from dvp_pipeline.cli import plate as plate_cli
 from dvp_pipeline.cli import select as select_cli
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.leica import read_lmd_xml
+from dvp_pipeline.leica import orientation_matrix, read_lmd_xml
+from dvp_pipeline.options import SelectOptions
 from dvp_pipeline.selection import (
     _signed_area,
     cell_outlines,
-    default_wells,
     preview,
-    select_cells,
-    to_geojson,
-    type_colors,
+    resolve_calibration,
+    select_sample,
 )
 
 TYPES = ["keratinocyte", "cd8_t_cell", "macrophage"]
-
-
-@pytest.fixture
-def cells():
-    rng = np.random.default_rng(1)
-    n = 200
-    return pd.DataFrame(
-        {
-            "cell_id": np.arange(1, n + 1),
-            "cell_type": rng.choice(TYPES + ["unassigned"], size=n),
-            "area_um2": rng.uniform(5, 80, size=n),
-            "centroid_x": rng.uniform(0, 100, size=n),
-            "centroid_y": rng.uniform(0, 100, size=n),
-            "confidence": rng.uniform(0, 1, size=n),
-        }
-    )
-
-
-def test_select_respects_max_min_area_and_wells(cells):
-    chosen = select_cells(cells, cell_types=TYPES, max_cells_per_type=10, min_area_um2=20.0)
-    assert (chosen["area_um2"] >= 20.0).all()
-    counts = chosen["cell_type"].value_counts()
-    assert set(counts.index) == set(TYPES)
-    assert (counts == 10).all()
-    assert dict(zip(chosen["cell_type"], chosen["well"], strict=True)) == {
-        "keratinocyte": "A1",
-        "cd8_t_cell": "B1",
-        "macrophage": "C1",
-    }
-    assert list(dict.fromkeys(chosen["cell_type"])) == TYPES
-    assert chosen["cell_id"].is_unique
-    assert set(chosen.columns) == set(cells.columns) | {"well"}
-
-
-def test_select_takes_all_when_few(cells):
-    chosen = select_cells(cells, cell_types=TYPES, max_cells_per_type=1000, min_area_um2=20.0)
-    eligible = cells[(cells["area_um2"] >= 20.0) & cells["cell_type"].isin(TYPES)]
-    assert sorted(chosen["cell_id"]) == sorted(eligible["cell_id"])
-
-
-def test_select_is_reproducible_and_independent_of_row_order(cells):
-    first = select_cells(cells, cell_types=TYPES, max_cells_per_type=8, seed=3)
-    again = select_cells(cells, cell_types=TYPES, max_cells_per_type=8, seed=3)
-    shuffled = select_cells(cells.sample(frac=1, random_state=7), cell_types=TYPES, max_cells_per_type=8, seed=3)
-    pd.testing.assert_frame_equal(first, again)
-    pd.testing.assert_frame_equal(first, shuffled)
-    other_seed = select_cells(cells, cell_types=TYPES, max_cells_per_type=8, seed=4)
-    assert set(first["cell_id"]) != set(other_seed["cell_id"])
-    # a type's pick does not depend on which other types are requested
-    alone = select_cells(cells, cell_types=["macrophage"], max_cells_per_type=8, seed=3)
-    assert list(alone["cell_id"]) == list(first.loc[first["cell_type"] == "macrophage", "cell_id"])
-
-
-def test_select_custom_wells_and_errors(cells):
-    chosen = select_cells(cells, cell_types=TYPES, wells={"macrophage": "H12"})
-    assert set(chosen.loc[chosen["cell_type"] == "macrophage", "well"]) == {"H12"}
-    assert set(chosen.loc[chosen["cell_type"] == "keratinocyte", "well"]) == {"A1"}
-    with pytest.raises(DVPError, match="well"):
-        select_cells(cells, cell_types=TYPES, wells={"macrophage": "Z1"})
-    with pytest.raises(DVPError, match="area_um2"):
-        select_cells(cells.drop(columns="area_um2"), cell_types=TYPES)
-    with pytest.raises(DVPError, match="unique"):
-        select_cells(pd.concat([cells, cells.head(1)]), cell_types=TYPES)
-    with pytest.raises(DVPError, match="cell_types"):
-        select_cells(cells, cell_types=[])
-
-
-def test_default_wells_run_down_plate_columns():
-    wells = default_wells([f"t{i}" for i in range(10)])
-    assert list(wells.values()) == ["A1", "B1", "C1", "D1", "E1", "F1", "G1", "H1", "A2", "B2"]
+CALIBRATION = [[5.0, 5.0], [90.0, 5.0], [5.0, 60.0]]
 
 
 def _labels():
@@ -175,94 +108,145 @@ def test_outline_errors():
     assert cell_outlines(labels, []) == {}
 
 
-def test_geojson_structure():
-    labels = _labels()
-    selection = pd.DataFrame({"cell_id": [1, 3], "cell_type": ["keratinocyte", "macrophage"], "well": ["A1", "C1"]})
-    outlines = cell_outlines(labels, [1, 3])
-    geojson = json.loads(json.dumps(to_geojson(outlines, selection, colors=type_colors(TYPES))))
-    assert geojson["type"] == "FeatureCollection"
-    assert len(geojson["features"]) == 2
-    ids = set()
-    for feature, (_, row) in zip(geojson["features"], selection.iterrows(), strict=True):
-        assert feature["type"] == "Feature"
-        ids.add(feature["id"])
-        geometry = feature["geometry"]
-        assert geometry["type"] == "Polygon"
-        ring = geometry["coordinates"][0]
-        assert ring[0] == ring[-1] and len(ring) >= 4
-        assert all(len(point) == 2 for point in ring)
-        props = feature["properties"]
-        assert props["objectType"] == "annotation"
-        assert props["classification"]["name"] == row["cell_type"]
-        assert len(props["classification"]["color"]) == 3
-        assert props["cell_id"] == row["cell_id"] and props["well"] == row["well"]
-    assert len(ids) == 2
-    assert geojson["features"][1]["properties"]["classification"]["color"] == list(type_colors(TYPES)["macrophage"])
-    with pytest.raises(DVPError, match="no outline"):
-        to_geojson({1: outlines[1]}, selection)
+# --- calibration ---------------------------------------------------------------------------
+
+
+def test_calibration_sources_and_their_order(tmp_path):
+    options = SelectOptions.from_mapping({}).calibration
+    where = {"sample": "S1", "image_shape": (64, 96), "pixel_size_um": 0.5, "base": tmp_path}
+    assert resolve_calibration("1,2; 30,2 ;1,40", options, **where).tolist() == [[1, 2], [30, 2], [1, 40]]
+    points = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": xy}, "properties": {}}
+            for xy in ([3, 3], [80, 3], [3, 50])
+        ],
+    }
+    (tmp_path / "marks.geojson").write_text(json.dumps(points))
+    assert resolve_calibration("marks.geojson", options, **where).tolist() == [[3, 3], [80, 3], [3, 50]]
+    in_um = SelectOptions.from_mapping({"calibration": {"points": [[1, 1], [40, 1], [1, 30]], "units": "um"}})
+    assert resolve_calibration(None, in_um.calibration, **where).tolist() == [[2, 2], [80, 2], [2, 60]]
+    corners = SelectOptions.from_mapping({"calibration": {"image_corners": True}}).calibration
+    assert resolve_calibration(None, corners, **where).tolist() == [[0, 0], [96, 0], [0, 64]]
+    with pytest.raises(DVPError, match="sample S1: calibration: no calibration points. Give the samples sheet"):
+        resolve_calibration(None, options, **where)
+    with pytest.raises(DVPError, match="lie on one line"):
+        resolve_calibration("0,0;10,10;20,20", options, **where)
+    with pytest.raises(DVPError, match="is not three 'x,y' pixel pairs"):
+        resolve_calibration("0,0;10,x;20,20", options, **where)
+    points["features"] = points["features"][:2]
+    (tmp_path / "two.geojson").write_text(json.dumps(points))
+    with pytest.raises(DVPError, match="holds 2 point\\(s\\); expected the three calibration marks"):
+        resolve_calibration("two.geojson", options, **where)
+
+
+# --- select_sample ---------------------------------------------------------------------------
+
+
+def _grid(rows=4, cols=6, spacing=15, size=8, small_every=7):
+    """Square cells on a grid (every ``small_every``-th too small), types cycling, pixel size 0.5 µm."""
+    labels = np.zeros((4 + rows * spacing, 6 + cols * spacing), dtype=np.uint32)
+    records = []
+    cell_id = 0
+    for row in range(rows):
+        for col in range(cols):
+            cell_id += 1
+            side = 3 if cell_id % small_every == 0 else size
+            y0, x0 = 4 + row * spacing, 4 + col * spacing
+            labels[y0 : y0 + side, x0 : x0 + side] = cell_id
+            records.append((cell_id, y0 + side / 2 - 0.5, x0 + side / 2 - 0.5, side * side, TYPES[cell_id % 3]))
+    cells = pd.DataFrame(records, columns=["cell_id", "centroid_y", "centroid_x", "area", "cell_type"])
+    cells["area_um2"] = cells["area"] * 0.25
+    cells["sample"] = "TEN01"
+    return cells, labels
+
+
+def test_pools_shapes_and_calibration_of_a_sample():
+    cells, labels = _grid(rows=8, cols=10)
+    options = SelectOptions.from_mapping(
+        {"cell_types": TYPES, "pool_area_um2": 120, "pools_per_type": 2, "min_area_um2": 10.0, "exclude_border": False}
+    )
+    chosen = select_sample(cells, labels, options, sample="TEN01", calibration=np.array(CALIBRATION), pixel_size_um=0.5)
+    pools = chosen.pools.set_index("pool_id")
+    assert list(pools.index) == [f"TEN01_{t}_{r}" for t in TYPES for r in (1, 2)]
+    assert pools["reached"].all() and pools["area_um2"].between(108, 132).all()
+    assert set(chosen.cells["cell_id"] % 7) != {0} and (chosen.cells["area_um2"] >= 10).all()
+    # every shape holds its cells' centres; shapes are valid; cutting order numbered within each pool
+    by_id = cells.set_index("cell_id")
+    for shape in chosen.shapes.itertuples():
+        ring = np.column_stack([shape.x, shape.y])
+        assert Polygon(ring).is_valid
+        for cell_id in map(int, shape.cell_ids.split(",")):
+            centre = (by_id.at[cell_id, "centroid_x"] + 0.5, by_id.at[cell_id, "centroid_y"] + 0.5)
+            assert MplPath(ring).contains_point(centre)
+    assert (chosen.shapes.groupby("pool_id")["order"].apply(lambda o: list(o) == list(range(1, len(o) + 1)))).all()
+    assert chosen.summary["path_after_um"] <= chosen.summary["path_before_um"]
+    assert chosen.summary["vertices_cut"] < chosen.summary["vertices_traced"]
+    assert chosen.summary["calibration_px"] == CALIBRATION
+    features = chosen.geojson["features"]
+    marks = [f for f in features if f["properties"]["classification"]["name"] == "calibration"]
+    assert [f["geometry"]["coordinates"] for f in marks] == CALIBRATION
+    assert len(features) == len(chosen.shapes) + 3
+
+
+def test_border_touching_and_controls():
+    cells, labels = _grid(rows=6, cols=8, spacing=10, size=8)  # 2-pixel gaps: dilated shapes touch
+    labels[4:12, 12:14] = labels[4, 4]  # cell 1 now touches cell 2
+    options = SelectOptions.from_mapping(
+        {"cell_types": TYPES, "min_area_um2": 10.0, "controls": True, "dilation_um": 0.2}
+    )
+    chosen = select_sample(cells, labels, options, sample="S", calibration=np.array(CALIBRATION), pixel_size_um=0.5)
+    drawn = set(chosen.cells["cell_id"])
+    assert not ({1, 2} <= drawn)  # touching cells are never both drawn
+    controls = chosen.pools[chosen.pools["kind"] == "control"]
+    assert len(controls) == 3 and controls["pool_id"].str.endswith("_control").all()
+    cell_polygons = [Polygon(np.column_stack([s.x, s.y])) for s in chosen.shapes.itertuples() if s.cell_ids]
+    for control in chosen.shapes[chosen.shapes["pool_id"].isin(controls["pool_id"])].itertuples():
+        square = Polygon(np.column_stack([control.x, control.y]))
+        assert not any(square.intersects(p) for p in cell_polygons)
+    with pytest.raises(DVPError, match="no cell can be cut"):
+        select_sample(cells, labels, SelectOptions.from_mapping({"cell_types": TYPES, "min_area_um2": 1e6}),
+                      sample="S", calibration=np.array(CALIBRATION), pixel_size_um=0.5)  # fmt: skip
 
 
 @pytest.mark.parametrize("shape", [(60, 80), (60, 80, 3), (4, 60, 80)])
-def test_preview_draws_each_type(shape):
-    labels = _labels()
-    selection = pd.DataFrame(
-        {
-            "cell_id": [1, 2, 3],
-            "cell_type": ["keratinocyte", "macrophage", "macrophage"],
-            "well": ["A1", "C1", "C1"],
-        }
-    )
-    outlines = cell_outlines(labels, [1, 2, 3])
+def test_preview_draws_pools_calibration_and_stage_axes(shape):
+    cells, labels = _grid(rows=3, cols=4)
+    options = SelectOptions.from_mapping({"cell_types": TYPES, "min_area_um2": 10.0, "exclude_border": False})
+    chosen = select_sample(cells, labels, options, sample="S", calibration=np.array(CALIBRATION), pixel_size_um=0.5)
     image = np.random.default_rng(0).uniform(0, 1000, size=shape).astype(np.uint16)
-    fig = preview(image, outlines, selection, title="TEN01")
+    fig = preview(
+        image,
+        chosen.shapes,
+        chosen.pools,
+        calibration=np.array(CALIBRATION),
+        orientation=orientation_matrix(),
+        title="S",
+    )
     ax = fig.axes[0]
-    assert len(ax.collections) == 2
-    labels_text = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels_text == ["keratinocyte: 1 cells, well A1", "macrophage: 2 cells, well C1"]
-    assert ax.get_title() == "TEN01"
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts[:3] == [f"{t}: 1 pool(s), {int(n)} cells" for t, n in zip(TYPES, chosen.pools["n_cells"], strict=True)]
+    assert {"1", "2", "3", "stage x", "stage y"} <= {t.get_text() for t in ax.texts}
+    assert ax.get_title() == "S"
 
 
-# --- dvp select, end to end ------------------------------------------------------------
+# --- dvp select -> dvp plate -> dvp lmd, end to end -------------------------------------------
 
 
-def _parse(argv):
+def _parse(module, argv):
     parser = argparse.ArgumentParser(prog="dvp")
-    subparsers = parser.add_subparsers(dest="command")
-    select_cli.add_parser(subparsers)
+    module.add_parser(parser.add_subparsers(dest="command"))
     return parser.parse_args(argv)
 
 
 @pytest.fixture
 def sample_files(tmp_path):
-    labels = np.zeros((64, 96), dtype=np.uint32)
-    types, areas = {}, {}
-    cell_id = 0
-    for row in range(4):
-        for col in range(6):
-            cell_id += 1
-            size = 3 if cell_id % 7 == 0 else 8  # every 7th cell is too small
-            y0, x0 = 4 + row * 15, 4 + col * 15
-            labels[y0 : y0 + size, x0 : x0 + size] = cell_id
-            types[cell_id] = TYPES[cell_id % 3]
-            areas[cell_id] = size * size
-    ids = sorted(types)
-    cells = pd.DataFrame(
-        {
-            "cell_id": ids,
-            "sample": "TEN01",
-            "centroid_y": [np.nonzero(labels == i)[0].mean() for i in ids],
-            "centroid_x": [np.nonzero(labels == i)[1].mean() for i in ids],
-            "area": [areas[i] for i in ids],
-            "area_um2": [areas[i] * 0.25 for i in ids],
-            "cell_type": [types[i] for i in ids],
-            "confidence": 0.9,
-        }
-    )
+    cells, labels = _grid()
     cells_path = tmp_path / "cells_classified.parquet"
     cells.to_parquet(cells_path)
     labels_path = tmp_path / "labels.tif"
     tifffile.imwrite(labels_path, labels, compression="zlib")
-    image = np.random.default_rng(0).integers(0, 4000, size=(4, 64, 96), dtype=np.uint16)
+    image = np.random.default_rng(0).integers(0, 4000, size=(4, *labels.shape), dtype=np.uint16)
     image_path = tmp_path / "image.ome.tif"
     metadata = {"axes": "CYX", "Channel": {"Name": ["DAPI", "KRT14", "CD8", "CD163"]},
                 "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}  # fmt: skip
@@ -270,101 +254,104 @@ def sample_files(tmp_path):
     return tmp_path, cells_path, labels_path, image_path, labels
 
 
-def _outputs(out):
-    return [
-        "--xml", str(out / "lmd" / "TEN01.xml"),
-        "--geojson", str(out / "lmd" / "shapes.geojson"),
-        "--selection", str(out / "lmd" / "selection.tsv"),
-        "--preview", str(out / "lmd" / "preview.png"),
-    ]  # fmt: skip
-
-
-def test_cli_end_to_end(sample_files):
-    tmp_path, cells_path, labels_path, image_path, labels = sample_files
-    options = {
-        "cell_types": TYPES,
-        "max_cells_per_type": 5,
-        "min_area_um2": 10.0,
-        "wells": {"macrophage": "D4"},
-    }
-    args = _parse(
-        ["select", str(cells_path), str(labels_path), "--sample", "TEN01", "--image", str(image_path),
-         "--pixel-size", "0.5", "--options", json.dumps(options), *_outputs(tmp_path)]
-    )  # fmt: skip
+def _select(tmp_path, cells_path, labels_path, options, *extra, sample="TEN01"):
+    out = tmp_path / sample
+    files = {"pools": "pools.tsv", "selection": "selection.tsv", "shapes": "shapes.parquet"}
+    files |= {"geojson": "shapes.geojson", "summary": "summary.json", "preview": "preview.png"}
+    outputs = [x for name, file in files.items() for x in (f"--{name}", str(out / file))]
+    argv = ["select", str(cells_path), str(labels_path), "--sample", sample, "--options", json.dumps(options)]
+    args = _parse(select_cli, [*argv, *extra, *outputs])
     args.func(args)
-    lmd = tmp_path / "lmd"
+    return out
 
-    table = pd.read_csv(lmd / "selection.tsv", sep="\t")
-    assert list(table.columns[:7]) == [
-        "cell_id", "cell_type", "well", "area_um2", "n_points", "centroid_x", "centroid_y"
+
+def _plate(tmp_path, outs, options, *extra):
+    cohort = tmp_path / "cohort"
+    files = {"plate-map": "plate_map.csv", "sample-key": "sample_key.tsv", "queue": "queue.csv"}
+    files |= {"runs-out": "runs.tsv", "figure": "plates.png"}
+    argv = ["plate", "--pools", *(str(o / "pools.tsv") for o in outs)]
+    argv += ["--selection", *(str(o / "selection.tsv") for o in outs), "--options", json.dumps(options)]
+    argv += [x for name, file in files.items() for x in (f"--{name}", str(cohort / file))]
+    args = _parse(plate_cli, [*argv, *extra])
+    args.func(args)
+    return cohort
+
+
+def test_select_plate_and_lmd_end_to_end(sample_files):
+    tmp_path, cells_path, labels_path, image_path, labels = sample_files
+    options = {"cell_types": TYPES, "min_area_um2": 10.0, "exclude_border": False, "pools_per_type": 2,
+               "max_cells_per_pool": 3, "plate": {"format": 96, "blank_fraction": 0.2},
+               "orientation": {"rotate": 90}}  # fmt: skip
+    out = _select(tmp_path, cells_path, labels_path, options, "--image", str(image_path), "--pixel-size", "0.5",
+                  "--calibration", "5,5;90,5;5,60")  # fmt: skip
+    pools = pd.read_csv(out / "pools.tsv", sep="\t")
+    assert list(pools.columns) == [
+        "pool_id", "sample", "cell_type", "replicate", "kind", "n_cells", "area_um2", "target_um2", "reached"
     ]  # fmt: skip
-    assert (table["area_um2"] >= 10.0).all()
-    assert table.groupby("cell_type").size().max() <= 5
-    assert set(table.loc[table["cell_type"] == "macrophage", "well"]) == {"D4"}
-    assert set(table.loc[table["cell_type"] == "keratinocyte", "well"]) == {"A1"}
-    assert not (table["cell_id"] % 7 == 0).any()
+    assert (pools["n_cells"] == 3).all() and len(pools) == 6
+    selection = pd.read_csv(out / "selection.tsv", sep="\t")
+    assert not (selection["cell_id"] % 7 == 0).any() and set(selection["pool_id"]) == set(pools["pool_id"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["calibration_px"] == CALIBRATION
+    assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    collection = read_lmd_xml(lmd / "TEN01.xml")
-    assert len(collection.shapes) == len(table)
-    assert [s.well for s in collection.shapes] == list(table["well"])
-    assert [len(s.points) for s in collection.shapes] == list(table["n_points"])
-    # default calibration: image corners top-left, top-right, bottom-left
-    assert np.allclose(collection.calibration_points, [[0, 0], [96, 0], [0, 64]])
-    root = ET.parse(lmd / "TEN01.xml").getroot()
-    assert root.findtext("Y_CalibrationPoint_3") == "-6400"
-    for shape, cell_id in zip(collection.shapes, table["cell_id"], strict=True):
-        rows, cols = np.nonzero(labels == cell_id)
-        assert MplPath(shape.points).contains_point((cols.mean() + 0.5, rows.mean() + 0.5))
+    cohort = _plate(tmp_path, [out], options)
+    plate_map = pd.read_csv(cohort / "plate_map.csv")
+    assert (plate_map["kind"] == "blank").sum() == 2 and (plate_map["kind"] == "pool").sum() == 6
+    key = pd.read_csv(cohort / "sample_key.tsv", sep="\t")
+    generated = pd.read_csv(cohort / "runs.tsv", sep="\t")
+    assert len(generated) == 6 and generated["run"].str.match(r"^plate1_[A-H]\d+_TEN01_").all()
+    queue = (cohort / "queue.csv").read_text().splitlines()
+    assert queue[0] == "Bracket Type=4," and sum(line.startswith("Unknown,") for line in queue) == 6
 
-    geojson = json.loads((lmd / "shapes.geojson").read_text())
-    assert [f["properties"]["cell_id"] for f in geojson["features"]] == list(table["cell_id"])
-    assert (lmd / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in lmd.iterdir()) == [
-        "TEN01.xml",
-        "preview.png",
-        "selection.tsv",
-        "shapes.geojson",
+    xml = tmp_path / "TEN01.xml"
+    args = _parse(lmd_cli, ["lmd", "--sample", "TEN01", "--shapes", str(out / "shapes.parquet"), "--summary",
+                            str(out / "summary.json"), "--plate-map", str(cohort / "plate_map.csv"),
+                            "--xml", str(xml), "--options", json.dumps(options)])  # fmt: skip
+    args.func(args)
+    rotated = orientation_matrix(rotate=90)
+    collection = read_lmd_xml(xml, orientation=rotated)
+    np.testing.assert_allclose(collection.calibration_points, CALIBRATION)
+    wells = dict(zip(key["pool_id"], key["well"], strict=False))
+    shapes = pd.read_parquet(out / "shapes.parquet")
+    expected = [
+        wells[p]
+        for p in plate_map.loc[plate_map["kind"] == "pool", "pool_id"]
+        for _ in range((shapes["pool_id"] == p).sum())
     ]
+    assert [s.well for s in collection.shapes] == expected
+    # the first calibration point (5, 5) in the rotated stage frame: x' = y, y' = x (times 100)
+    root = ET.parse(xml).getroot()
+    assert (root.findtext("X_CalibrationPoint_1"), root.findtext("Y_CalibrationPoint_1")) == ("500", "500")
+    lib = pytest.importorskip("lmd.lib")
+    theirs = lib.Collection()
+    theirs.load(str(xml))
+    assert len(theirs.shapes) == len(collection.shapes) and [s.well for s in theirs.shapes] == expected
 
 
-def test_cli_without_image_derives_pixel_size_and_uses_calibration(sample_files):
+def test_plate_refuses_an_unreachable_target_and_a_runs_sheet_with_a_wrong_well(sample_files):
     tmp_path, cells_path, labels_path, _image, _labels = sample_files
-    options = {
-        "calibration_points": [[10, 10], [90, 10], [10, 60]],
-        "dilation_um": 1.0,
-        "simplify_um": 0.0,
-        "min_area_um2": 10.0,
-    }
-    args = _parse(
-        ["select", str(cells_path), str(labels_path), "--sample", "TEN01",
-         "--options", json.dumps(options), *_outputs(tmp_path)]
-    )  # fmt: skip
-    select_cli.run(args)
-    collection = read_lmd_xml(tmp_path / "lmd" / "TEN01.xml")
-    assert np.allclose(collection.calibration_points, options["calibration_points"])
-    table = pd.read_csv(tmp_path / "lmd" / "selection.tsv", sep="\t")
-    # cell_types null: the table's types except 'unassigned', sorted, get A1, B1, C1
-    wells = dict(zip(table["cell_type"], table["well"], strict=True))
-    assert wells == {"cd8_t_cell": "A1", "keratinocyte": "B1", "macrophage": "C1"}
-    # pixel size 0.5 um comes from area_um2 / area, so 1 um of dilation is 2 pixels
-    square = np.zeros((20, 20), dtype=bool)
-    square[6:14, 6:14] = True
-    expected = _polygon_area(cell_outlines(square.astype(np.uint8), [1], dilation_px=2.0, simplify_px=0)[1])
-    areas = [_polygon_area(shape.points) for shape in collection.shapes]
-    assert np.allclose(areas, expected)
-    assert expected > 64 + 4 * 8 * 2 - 1
-    assert len(table) == len(collection.shapes) > 0
+    options = {"cell_types": TYPES, "min_area_um2": 10.0, "exclude_border": False, "pool_area_um2": 1e5,
+               "calibration": {"image_corners": True}}  # fmt: skip
+    out = _select(tmp_path, cells_path, labels_path, options)
+    with pytest.raises(DVPError, match="select.pool_area_um2: no sample reaches 100000 µm² of keratinocyte cells"):
+        _plate(tmp_path, [out], options)
+
+    options.pop("pool_area_um2")
+    out = _select(tmp_path, cells_path, labels_path, options)
+    cohort = _plate(tmp_path, [out], options)
+    plate_map = pd.read_csv(cohort / "plate_map.csv")
+    first, second = plate_map.iloc[0], plate_map.iloc[1]
+    runs = tmp_path / "runs.tsv"
+    runs.write_text(f"run\tsample\tcell_type\twell\nr1\tTEN01\t{first['cell_type']}\t{second['well']}\n")
+    with pytest.raises(DVPError, match=rf"runs.tsv.*row 2.*r1.*{second['well']}"):
+        _plate(tmp_path, [out], options, "--runs", str(runs))
 
 
-def test_cli_rejects_bad_input_without_writing(sample_files):
+def test_select_cli_rejects_bad_input_without_writing(sample_files):
     tmp_path, cells_path, labels_path, _image, _labels = sample_files
-    bad = _parse(
-        ["select", str(cells_path), str(labels_path), "--sample", "TEN01",
-         "--options", json.dumps({"wells": {"keratinocyte": "X99"}}), *_outputs(tmp_path)]
-    )  # fmt: skip
-    with pytest.raises(DVPError, match="X99"):
-        select_cli.run(bad)
-    other_sample = _parse(["select", str(cells_path), str(labels_path), "--sample", "MPR01", *_outputs(tmp_path)])
+    with pytest.raises(DVPError, match="no calibration points"):
+        _select(tmp_path, cells_path, labels_path, {"cell_types": TYPES})
     with pytest.raises(DVPError, match="other samples"):
-        select_cli.run(other_sample)
-    assert not (tmp_path / "lmd").exists()
+        _select(tmp_path, cells_path, labels_path, {"calibration": {"image_corners": True}}, sample="MPR01")
+    assert not (tmp_path / "TEN01").exists() and not (tmp_path / "MPR01").exists()

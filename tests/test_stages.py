@@ -14,7 +14,7 @@ from dvp_pipeline import simulate
 from dvp_pipeline.classify import classify_sample
 from dvp_pipeline.differential import differential_analysis, differential_tests, prepare_test
 from dvp_pipeline.images import open_image
-from dvp_pipeline.leica import read_lmd_xml
+from dvp_pipeline.leica import orientation_matrix, read_lmd_xml
 from dvp_pipeline.options import (
     ClassifyOptions,
     DifferentialOptions,
@@ -28,7 +28,7 @@ from dvp_pipeline.pathways import pathway_analysis
 from dvp_pipeline.quant import quantify_cohort
 from dvp_pipeline.report import cohort_report
 from dvp_pipeline.segmentation import match_labels
-from dvp_pipeline.selection import select_sample
+from dvp_pipeline.selection import lmd_collection, select_sample
 from dvp_pipeline.slide import plan_slide, segment_slide
 from dvp_pipeline.stats import moderated_ttest
 
@@ -76,14 +76,22 @@ def test_classify_sample(tissue, segmented, classified):
 
 def test_select_sample(segmented, classified):
     cells, _ = classified
-    options = SelectOptions.from_mapping({"cell_types": ["keratinocyte", "cd8_t_cell"], "max_cells_per_type": 20})
-    export = select_sample(cells, segmented.labels, options, sample="TEN01", pixel_size_um=0.5)
-    table = export.selection
+    options = SelectOptions.from_mapping(
+        {"cell_types": ["keratinocyte", "cd8_t_cell"], "max_cells_per_pool": 20, "calibration": {"image_corners": True}}
+    )
+    calibration = np.array([[0.0, 0.0], [384.0, 0.0], [0.0, 384.0]])
+    chosen = select_sample(cells, segmented.labels, options, sample="TEN01", calibration=calibration, pixel_size_um=0.5)
+    table = chosen.cells
     assert 0 < len(table) <= 40 and set(table["cell_type"]) <= {"keratinocyte", "cd8_t_cell"}
-    assert table.groupby("cell_type")["well"].nunique().eq(1).all()
-    back = read_lmd_xml(export.collection.to_xml())
-    assert len(back.shapes) == len(table)
-    assert len(export.geojson["features"]) == len(table)
+    assert table.groupby("cell_type")["pool_id"].nunique().eq(1).all()
+    plate_map = pd.DataFrame({"plate": "plate1", "well": ["B2", "B3"], "kind": "pool",
+                              "pool_id": list(chosen.pools["pool_id"]), "sample": "TEN01"})  # fmt: skip
+    collection = lmd_collection(
+        chosen.shapes, plate_map, sample="TEN01", calibration=calibration, orientation=orientation_matrix()
+    )
+    back = read_lmd_xml(collection.to_xml())
+    assert len(back.shapes) == len(chosen.shapes) and {s.well for s in back.shapes} == {"B2", "B3"}
+    assert len(chosen.geojson["features"]) == len(chosen.shapes) + 3
 
 
 @pytest.fixture(scope="module")
@@ -228,6 +236,7 @@ def test_a_cell_type_without_cells_is_warned_about(segmented, caplog):
     cells, _ = classify_sample(segmented.cells, ClassifyOptions.from_mapping({"cell_types": rules}))
     assert "ghost" not in set(cells["cell_type"])
     assert any("no cell is typed ghost" in r.getMessage() for r in caplog.records)
-    options = SelectOptions.from_mapping({"cell_types": ["keratinocyte", "ghost"], "max_cells_per_type": 5})
-    select_sample(cells, segmented.labels, options, sample="TEN01", pixel_size_um=0.5)
-    assert any("TEN01: no ghost cell to cut" in r.getMessage() for r in caplog.records)
+    options = SelectOptions.from_mapping({"cell_types": ["keratinocyte", "ghost"], "max_cells_per_pool": 5})
+    corners = np.array([[0.0, 0.0], [384.0, 0.0], [0.0, 384.0]])
+    select_sample(cells, segmented.labels, options, sample="TEN01", calibration=corners, pixel_size_um=0.5)
+    assert any("pool TEN01_ghost_1 reached 0" in r.getMessage() for r in caplog.records)

@@ -86,10 +86,15 @@ def test_lmd_exports(results):
     for sample in SAMPLES:
         selection = pd.read_csv(results / sample / "lmd" / "selection.tsv", sep="\t")
         assert set(selection["cell_type"]) == {"keratinocyte", "cd8_t_cell", "macrophage"}
+        shapes = pd.read_parquet(results / sample / "lmd" / "shapes.parquet")
+        assert set(shapes["pool_id"]) == set(selection["pool_id"])
         xml = (results / sample / "lmd" / f"{sample}.xml").read_text()
-        assert f"<ShapeCount>{len(selection)}</ShapeCount>" in xml and "X_CalibrationPoint_3" in xml
-        shapes = json.loads((results / sample / "lmd" / "shapes.geojson").read_text())
-        assert len(shapes["features"]) == len(selection)
+        assert f"<ShapeCount>{len(shapes)}</ShapeCount>" in xml and "X_CalibrationPoint_3" in xml
+        geojson = json.loads((results / sample / "lmd" / "shapes.geojson").read_text())
+        assert len(geojson["features"]) == len(shapes) + 3  # and the three calibration points
+    plate_map = pd.read_csv(results / "cohort" / "lmd" / "plate_map.csv")
+    assert (plate_map["kind"] == "pool").sum() == len(SAMPLES) * 3
+    assert not plate_map["well"].str.match(r"^(A|P)|\D(1|24)$").any()  # the 384 plate's unreachable rim
 
 
 def test_quantification_matches_runs(results):

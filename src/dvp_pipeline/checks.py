@@ -4,8 +4,9 @@ Called by :func:`dvp_pipeline.config.load_project` (so by ``dvp run`` and ``dvp 
 after schema validation. Everything a job would later trip over and that can be known from the
 sheets, the image metadata, the search-engine report's header and the gene-set files is checked
 here, so a mistake costs seconds instead of a night: images and their channel names, gating markers,
-reserved names, wells, every test's design (confounded covariates), output names that would collide,
-gene-set collections and highlighted sets, and the report's columns. Each problem raises one
+reserved names, calibration points, regions and plate wells, every test's design (confounded
+covariates), output names that would collide, gene-set collections and highlighted sets, and the
+report's columns. Each problem raises one
 :class:`~dvp_pipeline.errors.DVPError` naming the file, row or key and what was expected.
 """
 
@@ -30,7 +31,7 @@ __all__ = [
     "check_project",
     "check_report",
     "check_sheets",
-    "check_wells",
+    "check_lmd",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,8 @@ def check_project(
     """Every cross-check of a validated config and its sheets; see the module docstring."""
     check_names(config, samples, source=source, samples_path=samples_path)
     check_sheets(config, samples, runs, base=base, source=source, samples_path=samples_path, runs_path=runs_path)
-    check_channels(config, samples, base=base, source=source, samples_path=samples_path)
-    check_wells(config, source=source)
+    geometry = check_channels(config, samples, base=base, source=source, samples_path=samples_path)
+    check_lmd(config, samples, geometry, base=base, source=source, samples_path=samples_path)
     check_design(config, samples, runs, source=source)
     check_gene_sets(config, base=base, source=source)
     if check_report:
@@ -144,9 +145,12 @@ def _used_channels(config: dict) -> dict[str, str]:
     return used
 
 
-def check_channels(config: dict, samples: pd.DataFrame, *, base: Path, source: str, samples_path: Path) -> None:
+def check_channels(
+    config: dict, samples: pd.DataFrame, *, base: Path, source: str, samples_path: Path
+) -> dict[str, tuple[tuple[int, int], float]]:
     """Every image opens with the configured channels, has a pixel size, holds at least one nucleus, and
-    every channel the config uses is one of its channels.
+    every channel the config uses is one of its channels. Returns each sample's image (height, width)
+    and pixel size.
 
     Reads only the images' metadata, through the same :func:`~dvp_pipeline.images.open_image` the
     segment stage uses, so the names checked are the names the stages will see; the pixel size is
@@ -155,6 +159,7 @@ def check_channels(config: dict, samples: pd.DataFrame, *, base: Path, source: s
     from dvp_pipeline.images import check_image_size, open_image
 
     used = _used_channels(config)
+    geometry = {}
     for i, row in samples.iterrows():
         where = f"{samples_path}, row {i + 2} (sample {row['sample']})"
         try:
@@ -172,6 +177,7 @@ def check_channels(config: dict, samples: pd.DataFrame, *, base: Path, source: s
                 )
             diameter = config["segment"]["classical"]["nucleus_diameter_um"]
             check_image_size(shape, pixel_size_um=float(pixel_size), nucleus_diameter_um=diameter, source=row["image"])
+            geometry[row["sample"]] = (tuple(shape[-2:]), float(pixel_size))
         except DVPError as err:
             raise DVPError(f"{where}: {err}") from err
         for channel, key in used.items():
@@ -180,23 +186,55 @@ def check_channels(config: dict, samples: pd.DataFrame, *, base: Path, source: s
                     f"{source}: {key}: channel '{channel}' is not a channel of {row['image']} "
                     f"({', '.join(names)}){_hint(channel, names)}"
                 )
+    return geometry
 
 
-def check_wells(config: dict, *, source: str) -> None:
-    """``select.wells``: cell types of the rules, each with a valid well."""
-    from dvp_pipeline.leica import check_well
+def check_lmd(
+    config: dict,
+    samples: pd.DataFrame,
+    geometry: dict[str, tuple[tuple[int, int], float]],
+    *,
+    base: Path,
+    source: str,
+    samples_path: Path,
+) -> None:
+    """Each sample has three usable calibration points (samples sheet, config or explicit image corners)
+    and readable regions of interest; the plate's excluded wells exist on it.
 
-    rules = [r["name"] for r in config["classify"]["cell_types"]]
-    for cell_type, well in config["select"]["wells"].items():
-        if cell_type not in rules:
-            raise DVPError(
-                f"{source}: select.wells: '{cell_type}' is not a cell type of classify.cell_types "
-                f"({', '.join(rules)}){_hint(cell_type, rules)}"
-            )
+    ``geometry`` is each sample's image (height, width) and pixel size, from :func:`check_channels`.
+    """
+    from dvp_pipeline.options import SelectOptions
+    from dvp_pipeline.plates import reachable_wells
+    from dvp_pipeline.qupath import read_geojson
+    from dvp_pipeline.selection import resolve_calibration
+
+    options = SelectOptions.from_validated(config["select"])
+    try:
+        if not reachable_wells(options.plate.format, options.plate.excluded_wells):
+            raise DVPError(f"no well of the {options.plate.format}-well plate is left to collect into")
+    except DVPError as err:
+        raise DVPError(f"{source}: select.plate.excluded_wells: {err}") from err
+    for i, row in samples.iterrows():
+        where = f"{samples_path}, row {i + 2}"  # the messages below name the sample
+        shape, pixel_size = geometry[row["sample"]]
+        value = row.get("calibration")
         try:
-            check_well(well)
+            resolve_calibration(
+                None if value is None or value != value else value,
+                options.calibration,
+                sample=row["sample"],
+                image_shape=shape,
+                pixel_size_um=pixel_size,
+                base=base,
+            )
+            regions = row.get("regions")
+            if regions is not None and regions == regions and str(regions).strip():
+                try:
+                    read_geojson(base / str(regions))
+                except DVPError as err:
+                    raise DVPError(f"sample {row['sample']}: regions: {err}") from err
         except DVPError as err:
-            raise DVPError(f"{source}: select.wells.{cell_type}: {err}") from err
+            raise DVPError(f"{where}: {err}") from err
 
 
 def check_design(config: dict, samples: pd.DataFrame, runs: pd.DataFrame, *, source: str) -> None:

@@ -78,13 +78,47 @@ class Results:
         return self._path(sample, "lmd", f"{sample}.xml")
 
     def shapes(self, sample: str) -> str:
+        """The cutting shapes and calibration points for QuPath."""
         return self._path(sample, "lmd", "shapes.geojson")
 
+    def shapes_table(self, sample: str) -> str:
+        """The cutting shapes (pool, cutting order, cell ids, vertices in pixels)."""
+        return self._path(sample, "lmd", "shapes.parquet")
+
+    def pools(self, sample: str) -> str:
+        """One row per pool (and control): cell type, replicate, cells, area against its target."""
+        return self._path(sample, "lmd", "pools.tsv")
+
     def selection(self, sample: str) -> str:
+        """The drawn cells and their pools."""
         return self._path(sample, "lmd", "selection.tsv")
+
+    def lmd_summary(self, sample: str) -> str:
+        """Calibration points, exclusions, vertex counts and cutting path lengths."""
+        return self._path(sample, "lmd", "summary.json")
 
     def preview(self, sample: str) -> str:
         return self._path(sample, "lmd", "preview.png")
+
+    # cohort: plates
+    def plates_dir(self) -> str:
+        return self._path("cohort", "lmd")
+
+    def plate_map(self) -> str:
+        return self._path("cohort", "lmd", "plate_map.csv")
+
+    def sample_key(self) -> str:
+        return self._path("cohort", "lmd", "sample_key.tsv")
+
+    def ms_queue(self) -> str:
+        return self._path("cohort", "lmd", "ms_queue.csv")
+
+    def generated_runs(self) -> str:
+        """The runs sheet the plate map implies (run names as the MS queue gives them)."""
+        return self._path("cohort", "lmd", "runs.tsv")
+
+    def plate_figure(self) -> str:
+        return self._path("cohort", "lmd", "plates.png")
 
     # cohort: classifier
     def classifier_model(self) -> str:

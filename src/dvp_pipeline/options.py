@@ -39,6 +39,9 @@ __all__ = [
     "SECTIONS",
     "SegmentOptions",
     "SelectOptions",
+    "CalibrationOptions",
+    "OrientationOptions",
+    "PlateOptions",
     "SupervisedOptions",
     "schema_default",
     "section",
@@ -158,18 +161,58 @@ class ClassifyOptions(Options):
 
 
 @dataclasses.dataclass(frozen=True)
+class CalibrationOptions(Options):
+    """``select.calibration``: the three marks the operator finds on the slide."""
+
+    points: list[list[float]] | None
+    units: str
+    image_corners: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class OrientationOptions(Options):
+    """``select.orientation``: the LMD stage frame against the image."""
+
+    rotate: int
+    flip_x: bool
+    flip_y: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PlateOptions(Options):
+    """``select.plate``: the collection plates of the cohort's pools."""
+
+    format: int
+    fill: str
+    excluded_wells: list[str] | None
+    blank_fraction: float
+    run_prefix: str
+
+
+@dataclasses.dataclass(frozen=True)
 class SelectOptions(Options):
-    """``select``: which cells are cut and how their shapes are drawn."""
+    """``select``: which cells are pooled and cut, their shapes, calibration, orientation and plates."""
 
     SECTION: ClassVar[str] = "select"
     cell_types: list[str] | None
-    max_cells_per_type: int
+    pool_area_um2: float | None
+    pool_tolerance: float
+    pools_per_type: int
+    max_cells_per_pool: int
     min_area_um2: float
+    exclude_border: bool
+    exclude_touching: bool
+    region_classes: list[str] | None
     dilation_um: float
-    simplify_um: float
+    erosion_um: float
+    max_area_change: float
+    min_shape_area_um2: float
+    cutting_order: str
+    controls: bool
     seed: int
-    calibration_points: list[list[float]] | None
-    wells: dict[str, str]
+    calibration: CalibrationOptions
+    orientation: OrientationOptions
+    plate: PlateOptions
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,6 +39,7 @@ __all__ = [
     "assign_wells",
     "check_runs_against_key",
     "fill_order",
+    "link_runs",
     "ms_queue",
     "plate_figure",
     "plate_grid",
@@ -817,3 +818,39 @@ def check_runs_against_key(runs: pd.DataFrame, key: pd.DataFrame, *, source: str
         else:
             held = "a blank"
         raise DVPError(f"{where}: the sample key has {held} in that well ({_text(found['plate'])}), {expected}")
+
+
+def link_runs(runs: pd.DataFrame, key: pd.DataFrame) -> pd.DataFrame:
+    """Each run of a runs sheet with the well, pool and cells behind it, from the sample key.
+
+    A run is matched by its ``pool`` column when it has one, else by its ``well`` (and ``plate``),
+    else by its sample and cell type when those have exactly one pool; unmatched runs keep empty
+    fields. Returns the runs sheet with plate, well, pool_id, n_cells and area_um2 added.
+    """
+    pools = key[key["kind"] == "pool"] if "kind" in key.columns else key
+    fields = ["plate", "well", "pool_id", "n_cells", "area_um2"]
+    out = runs.drop(columns=[c for c in fields if c in runs.columns and c not in ("plate", "well")]).copy()
+    by_pool = pools.set_index("pool_id")
+    single = pools.groupby(["sample", "cell_type"]).filter(lambda g: len(g) == 1).set_index(["sample", "cell_type"])
+    rows = []
+    for run in out.itertuples(index=False):
+        run = run._asdict()
+        pool, well, plate = (run.get(c) for c in ("pool", "well", "plate"))
+        match = None
+        if isinstance(pool, str) and pool in by_pool.index:
+            match = by_pool.loc[pool]
+        elif isinstance(well, str) and well:
+            hits = pools[(pools["well"] == well) & ((pools["plate"] == plate) if isinstance(plate, str) else True)]
+            match = hits.iloc[0] if len(hits) == 1 else None
+        elif (str(run["sample"]), str(run["cell_type"])) in single.index:
+            match = single.loc[(str(run["sample"]), str(run["cell_type"]))]
+        if match is None:
+            rows.append(dict.fromkeys(fields))
+        else:
+            # by_pool holds the pool id as its index (the row's name), the others as a column
+            pool_id = match["pool_id"] if "pool_id" in match.index else match.name
+            rows.append({**{f: match.get(f) for f in fields}, "pool_id": pool_id})
+    linked = pd.DataFrame(rows, index=out.index)
+    for f in fields:
+        out[f] = linked[f]
+    return out

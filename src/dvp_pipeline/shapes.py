@@ -55,7 +55,7 @@ from dvp_pipeline.errors import DVPError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ShapeSet", "cut_shapes", "cutting_order", "path_length"]
+__all__ = ["ShapeSet", "control_patch", "cut_shapes", "cutting_order", "path_length"]
 
 # Polygon parts below this area (pixels²) are numerical slivers of make_valid/union, not tissue.
 _SLIVER_PX2 = 1e-3
@@ -656,3 +656,40 @@ def cutting_order(
     if after >= before:
         return identity, before, before
     return order, before, after
+
+
+def control_patch(
+    pool: Sequence[np.ndarray],
+    avoid: Sequence[np.ndarray],
+    *,
+    pixel_size_um: float,
+    target_area_um2: float,
+    bounds: tuple[float, float, float, float],
+    gap_um: float = 2.0,
+    max_distance_um: float = 500.0,
+) -> np.ndarray | None:
+    """A negative control next to, not on, a pool: a square of tissue of the pool's area beside it.
+
+    The LMD drops everything inside the line it cuts, so a control cannot surround the pool; it is a
+    square of ``target_area_um2`` as close to the pool's centre as it fits without coming within
+    ``gap_um`` of any cut shape (``avoid``: all of the sample's shapes), inside ``bounds`` (x0, y0,
+    x1, y1 pixels). Candidate centres lie on circles around the pool, 12 per circle, widening by
+    half the square's side, up to ``max_distance_um``. Returns the closed ring (pixels, counter-
+    clockwise in a y-up frame), or ``None`` when no place is free.
+    """
+    if not pool:
+        return None
+    size = _check_number("pixel_size_um", pixel_size_um, low=0.0, open_low=True)
+    gap = _check_number("gap_um", gap_um, low=0.0) / size
+    side = np.sqrt(_check_number("target_area_um2", target_area_um2, low=0.0, open_low=True)) / size
+    keep_out = shapely.unary_union([Polygon(r) for r in [*avoid, *pool]]).buffer(gap, quad_segs=_QUAD_SEGS)
+    centre = np.asarray(shapely.unary_union([Polygon(r) for r in pool]).centroid.coords[0])
+    x0, y0, x1, y1 = bounds
+    for radius in np.arange(side / 2, max_distance_um / size + side, side / 2):
+        for angle in np.linspace(0, 2 * np.pi, 12, endpoint=False):
+            cx, cy = centre + radius * np.array([np.cos(angle), np.sin(angle)])
+            square = shapely.box(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+            if x0 <= cx - side / 2 and cx + side / 2 <= x1 and y0 <= cy - side / 2 and cy + side / 2 <= y1:
+                if not square.intersects(keep_out):
+                    return np.asarray(orient(square, sign=1.0).exterior.coords, dtype=float)
+    return None

@@ -22,6 +22,8 @@ COMMANDS = [
     "train_classifier",
     "annotate",
     "select",
+    "plate",
+    "lmd",
     "quantify",
     "differential",
     "pathways",
@@ -30,6 +32,7 @@ COMMANDS = [
     "init",
     "demo",
     "qupath",
+    "export",
 ]
 
 DESCRIPTION = """\

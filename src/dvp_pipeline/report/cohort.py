@@ -135,8 +135,11 @@ def _provenance_section(
     }
 
 
-def _design_section(page: _Page, samples: pd.DataFrame, runs: pd.DataFrame, meta: pd.DataFrame) -> dict:
-    """Runs per condition and cell type (with the samples per condition), and the two sheets."""
+def _design_section(
+    page: _Page, samples: pd.DataFrame, runs: pd.DataFrame, meta: pd.DataFrame, run_wells: pd.DataFrame | None = None
+) -> dict:
+    """Runs per condition and cell type (with the samples per condition), and the two sheets; each run
+    with its plate, well, pool and cells when the plate map is known."""
     design = meta.groupby(["condition", "cell_type"]).size().unstack(fill_value=0)
     design = design.reindex(columns=[c for c in page.palette if c in design.columns])
     design = design.reindex(
@@ -151,7 +154,7 @@ def _design_section(page: _Page, samples: pd.DataFrame, runs: pd.DataFrame, meta
     )
     return {
         "samples": html.table(samples, download="samples.tsv"),
-        "runs": html.table(runs, download="runs.tsv"),
+        "runs": html.table(run_wells if run_wells is not None else runs, download="runs.tsv"),
         "design": html.table(design.reset_index()),
     }
 
@@ -484,6 +487,7 @@ def cohort_report(
     inputs: pd.DataFrame | None = None,
     notes: Sequence[str] = (),
     covariates: Sequence[str] = (),
+    run_wells: pd.DataFrame | None = None,
 ) -> str:
     """The cohort report as one self-contained HTML page.
 
@@ -522,6 +526,9 @@ def cohort_report(
         Messages shown at the top.
     covariates
         ``differential.covariates``: the PCA is shown again with their effects removed.
+    run_wells
+        The runs sheet with each run's plate, well, pool and cells (:func:`dvp_pipeline.plates.link_runs`),
+        shown instead of the plain runs sheet.
 
     Returns
     -------
@@ -547,7 +554,7 @@ def cohort_report(
         "fdr": options.fdr,
         "score_sentence": page.scores[1],
         **_provenance_section(page, samples, runs, config, inputs),
-        **_design_section(page, samples, runs, meta),
+        **_design_section(page, samples, runs, meta, run_wells),
         **_classifier_section(classifier_confusion, classifier_summary),
         **_identifications_section(page, quant_qc, meta),
         **_quantification_section(page, proteins, runs, samples),
@@ -628,4 +635,5 @@ def build_cohort_report(
         inputs=data.inputs,
         notes=data.notes,
         covariates=differential.covariates,
+        run_wells=data.run_wells,
     )

@@ -32,6 +32,7 @@ from dvp_pipeline.differential import differential_tests
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.layout import Results
 from dvp_pipeline.options import DifferentialOptions, ReportOptions
+from dvp_pipeline.plates import link_runs
 from dvp_pipeline.report.figures.imaging import gallery_cells
 
 __all__ = [
@@ -58,6 +59,8 @@ WRITERS = {
     "thresholds": "dvp classify",
     "selection": "dvp select",
     "preview": "dvp select",
+    "sample_key": "dvp plate",
+    "plate_figure": "dvp plate",
     "quant_qc": "dvp quantify",
     "proteins": "dvp quantify",
     "differential": "dvp differential",
@@ -243,6 +246,7 @@ class SampleInputs:
     thresholds: pd.DataFrame
     selection: pd.DataFrame
     preview_png: bytes
+    plate_png: bytes | None
     quant_qc: pd.DataFrame
     pathway_scores: pd.DataFrame
     labels: np.ndarray
@@ -317,6 +321,16 @@ def read_sample_inputs(
     }
     preview_png = _required(results.preview(sample), "preview").read_bytes()
     files.record(results.preview(sample))
+    plate_png = None
+    if Path(results.sample_key()).is_file() and "pool_id" in tables["selection"].columns:
+        # each drawn cell's well, from the cohort's plate map
+        key = _table(files, results.sample_key(), "sample_key", dtype={"sample": str})
+        wells = key.loc[key["kind"] == "pool", ["pool_id", "plate", "well"]]
+        tables["selection"] = tables["selection"].merge(wells, on="pool_id", how="left")
+        plate_png = _required(results.plate_figure(), "plate_figure").read_bytes()
+        files.record(results.plate_figure())
+    else:
+        files.notes.append(f"{results.sample_key()} not found (dvp plate): the cells' wells are not shown")
     tables["quant_qc"] = _table(files, results.quant_qc(), "quant_qc", dtype={"run": str, "sample": str})
     tables["pathway_scores"] = _table(files, results.pathway_scores(), "pathway_scores")
     image_path, image, image_channels = _sample_image(files, samples, sample, samples_path, options.thumbnail_px)
@@ -341,6 +355,7 @@ def read_sample_inputs(
         runs=runs,
         **tables,
         preview_png=preview_png,
+        plate_png=plate_png,
         labels=labels,
         image=image,
         image_channels=image_channels,
@@ -370,6 +385,7 @@ class CohortInputs:
     classifier_summary: dict | None = None
     inputs: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    run_wells: pd.DataFrame | None = None  # the runs sheet with each run's plate, well, pool and cells
 
 
 def _classifier(files: InputLog, results: Results) -> tuple[pd.DataFrame | None, dict | None]:
@@ -422,9 +438,15 @@ def read_cohort_inputs(
     }
     pathway_scores = _table(files, results.pathway_scores(), "pathway_scores")
     confusion, summary = _classifier(files, results)
+    run_wells = None
+    if Path(results.sample_key()).is_file():  # each run back to its well and cells
+        run_wells = link_runs(runs, _table(files, results.sample_key(), "sample_key", dtype={"sample": str}))
+    else:
+        files.notes.append(f"{results.sample_key()} not found (dvp plate): runs are not linked to their wells")
     return CohortInputs(
         samples=samples,
         runs=runs,
+        run_wells=run_wells,
         quant_qc=quant_qc,
         proteins=proteins,
         **tables,

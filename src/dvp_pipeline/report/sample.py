@@ -228,17 +228,21 @@ def _markers_section(page: _Page, cells: pd.DataFrame | None, thresholds: pd.Dat
     return {"markers": markers, "thresholds": html.table(thresholds) if thresholds is not None else None}
 
 
-def _selection_section(page: _Page, selection: pd.DataFrame | None, preview_png: bytes | None) -> dict:
-    """The LMD preview and the selected cells per cell type and well (the full selection as TSV)."""
-    preview = None
+def _selection_section(
+    page: _Page, selection: pd.DataFrame | None, preview_png: bytes | None, plate_png: bytes | None = None
+) -> dict:
+    """The LMD preview, the plates and the drawn cells per pool and well (the full selection as TSV)."""
+    preview = plate = None
     if preview_png is not None:
         preview = {
             "png": png_to_base64(preview_png, max_size=page.options.preview_px),
             "alt": f"shapes selected for laser microdissection in {page.sample}",
         }
+    if plate_png is not None:
+        plate = {"png": png_to_base64(plate_png, max_size=page.options.preview_px), "alt": "the collection plates"}
     if selection is None or "cell_type" not in selection.columns:
-        return {"preview": preview, "selection": None}
-    keys = ["cell_type", "well"] if "well" in selection.columns else ["cell_type"]
+        return {"preview": preview, "plate": plate, "selection": None}
+    keys = [c for c in ("cell_type", "pool_id", "plate", "well") if c in selection.columns]
     grouped = selection.groupby(keys, sort=False, dropna=False)
     table = grouped.size().rename("cells").reset_index()
     if "area_um2" in selection.columns:
@@ -250,6 +254,7 @@ def _selection_section(page: _Page, selection: pd.DataFrame | None, preview_png:
     )
     return {
         "preview": preview,
+        "plate": plate,
         "selection": html.table(
             table,
             download=f"{page.sample}_selection.tsv",
@@ -376,6 +381,7 @@ def sample_report(
     image_channels: Sequence[str] | None = None,
     selection: pd.DataFrame | None = None,
     preview_png: bytes | None = None,
+    plate_png: bytes | None = None,
     quant_qc: pd.DataFrame | None = None,
     pathway_scores: pd.DataFrame | None = None,
     gallery: Sequence[Mapping] | None = None,
@@ -408,8 +414,9 @@ def sample_report(
         Marker names for the histograms; default: the ``mean_<channel>`` columns of ``cells``.
     image_channels
         Channel names of ``image`` in order (for the composite colours); default: ``channels``.
-    selection, preview_png
-        ``lmd/selection.tsv`` and the bytes of ``lmd/preview.png``.
+    selection, preview_png, plate_png
+        ``lmd/selection.tsv`` (with plate and well from the sample key), the bytes of ``lmd/preview.png``
+        and of the cohort's ``lmd/plates.png``.
     quant_qc
         Cohort ``quant_qc.tsv``; the sample's runs are shown against the cohort.
     pathway_scores
@@ -461,7 +468,7 @@ def sample_report(
         **_cell_types_section(page, cells),
         **_gallery_section(page, gallery, gallery_channels or channels),
         **_markers_section(page, cells, thresholds),
-        **_selection_section(page, selection, preview_png),
+        **_selection_section(page, selection, preview_png, plate_png),
         **_ms_qc_section(page, quant_qc, runs, samples, notes),
         **_pathway_scores_section(page, pathway_scores, runs, samples, highlight),
     }
@@ -530,6 +537,7 @@ def build_sample_report(
         image_channels=data.image_channels,
         selection=data.selection,
         preview_png=data.preview_png,
+        plate_png=data.plate_png,
         quant_qc=data.quant_qc,
         pathway_scores=data.pathway_scores,
         gallery=data.gallery,

@@ -113,6 +113,13 @@ def _summarise(report: pd.DataFrame, proteins: pd.DataFrame, cell_counts: dict, 
     }
 
 
+def demo_calibration(image_size: int) -> str:
+    """Three calibration points for a demo section, in pixels, inset 5% from three image corners in the
+    order an operator marks them (a real slide has marks on its membrane; the synthetic one has none)."""
+    near, far = round(0.05 * image_size), round(0.95 * image_size)
+    return f"{near},{near};{far},{near};{near},{far}"
+
+
 def write_demo(
     outdir: str | os.PathLike,
     *,
@@ -166,11 +173,14 @@ def write_demo(
         **sim.parameters,
     }
     write_json(parameters, out / "truth" / "planted.json")
-    sheet = samples.assign(image=[str(out / "images" / f"{s}.ome.tif") for s in samples["sample"]])
-    sheet = sheet[["sample", "condition", "image", "patient", "batch", "pixel_size_um"]]
+    sheet = samples.assign(
+        image=[str(out / "images" / f"{s}.ome.tif") for s in samples["sample"]],
+        calibration=demo_calibration(image_size),
+    )
+    sheet = sheet[["sample", "condition", "image", "patient", "batch", "pixel_size_um", "calibration"]]
     write_table(sheet, out / "samples.tsv")
+    # wells come from the plate map (dvp plate), so the runs sheet names none
     runs = pd.DataFrame(sim.parameters["runs"])[["run", "sample", "cell_type"]]
-    runs["well"] = runs["cell_type"].map({t: f"{'ABC'[i]}1" for i, t in enumerate(CELL_TYPES)})
     write_table(runs, out / "runs.tsv")
     files += ["diann_report.parquet", "truth/proteins.tsv", "truth/planted.json", "samples.tsv", "runs.tsv"]
 
@@ -206,8 +216,9 @@ cells and macrophages typed on images, cut out per sample and cell type, measure
 
 ## Files
 
-- `samples.tsv`, `runs.tsv`: sample sheet (sample, condition, image, patient, batch, pixel_size_um)
-  and run sheet (run, sample, cell_type, well).
+- `samples.tsv`, `runs.tsv`: sample sheet (sample, condition, image, patient, batch, pixel_size_um,
+  calibration: three points in pixels, inset 5% from the image corners)
+  and run sheet (run, sample, cell_type; wells come from the plate map of `dvp plate`).
 - `images/{{sample}}.ome.tif`: {size} x {size} pixels, uint16, axes CYX, channels DAPI, KRT14, CD8,
   CD163 (names and PhysicalSizeX/Y = {parameters["pixel_size_um"]} µm in the OME-XML), zlib. Epidermis along
   the top (KRT14+ keratinocytes), dermis below with unlabelled stromal cells and an infiltrate of CD8 T cells

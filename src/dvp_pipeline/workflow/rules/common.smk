@@ -52,7 +52,11 @@ def results_root(wildcards):
 
 
 def all_outputs():
-    return [*(RESULTS.sample_report(s) for s in SAMPLES), RESULTS.cohort_report()]
+    return [
+        *(RESULTS.sample_report(s) for s in SAMPLES),
+        *(RESULTS.lmd_xml(s) for s in SAMPLES),
+        RESULTS.cohort_report(),
+    ]
 
 
 def report_options():
@@ -69,3 +73,21 @@ def on_retry(resource):
         return int(value * 2 ** (attempt - 1))
 
     return scaled
+
+
+def select_args(wildcards):
+    """The sample's calibration and regions from the samples sheet (a list: each item is quoted)."""
+    args = []
+    pixel = sample_field(wildcards.sample, "pixel_size_um") or PROJECT.config["pixel_size_um"]
+    if pixel:
+        args += ["--pixel-size", str(pixel)]
+    for column in ("calibration", "regions"):
+        value = sample_field(wildcards.sample, column)
+        if value is not None:
+            args += [f"--{column}", str(value)]
+    return args
+
+
+def sample_regions(wildcards):
+    """The sample's regions-of-interest file, an input when it is a file (calibration may be text)."""
+    return [sample_field(wildcards.sample, c) for c in ("regions",) if sample_field(wildcards.sample, c)]

@@ -16,6 +16,8 @@ rule sample_report:
         RESULTS.thresholds("{sample}"),
         RESULTS.selection("{sample}"),
         RESULTS.preview("{sample}"),
+        RESULTS.sample_key(),
+        RESULTS.plate_figure(),
         COHORT_TABLES,
         image=lambda wc: sample_field(wc.sample, "image"),
         samples=PROJECT.config["samples"],
@@ -39,6 +41,7 @@ rule sample_report:
 
 rule cohort_report:
     input:
+        RESULTS.sample_key(),
         COHORT_TABLES,
         # a supervised classifier trained here: its cross-validated accuracy goes into the report
         classifier=rules.train_classifier.output if SUPERVISED and not TRAINED_MODEL else [],
