@@ -146,7 +146,7 @@ def _with_replicate_pools(cohort, n=3, correlation_sd=0.3, seed=8):
 @pytest.mark.parametrize("replicates", ["block", "average"])
 def test_replicate_pools_are_not_counted_as_samples(cohort, replicates):
     """Three LMD pools per sample and cell type: a block (duplicateCorrelation) or averaged, never
-    independent samples (tests/test_stats_block.py shows that calibration); both find the planted proteins."""
+    independent samples (tests/test_stats.py shows that calibration); both find the planted proteins."""
     samples, runs, matrix, genes = _with_replicate_pools(cohort)
     options = DifferentialOptions.from_mapping({"contrasts": [["TEN", "MPR"]], "replicates": replicates})
     results = differential_analysis(matrix, samples, runs, options, genes=genes)

@@ -1,4 +1,4 @@
-# Reference values for tests/test_stats_block.py: limma's duplicateCorrelation and lmFit(block=, correlation=).
+# Reference values for tests/test_stats.py: limma's duplicateCorrelation and lmFit(block=, correlation=).
 # Made with: R 4.2.2, limma 3.54.1, statmod 1.5.0 (Debian 12 packages r-base-core, r-bioc-limma,
 # r-cran-statmod), by running
 #   Rscript make_block_reference.R        (in this folder)
