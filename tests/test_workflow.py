@@ -97,6 +97,27 @@ def test_lmd_exports(results):
     assert not plate_map["well"].str.match(r"^(A|P)|\D(1|24)$").any()  # the 384 plate's unreachable rim
 
 
+def test_label_and_cell_type_pyramids(results):
+    """Every sample's labels and cell-type map as OME-Zarr pyramids: level k is labels[::2**k, ::2**k]."""
+    import zarr
+
+    for sample in SAMPLES:
+        labels = tifffile.imread(results / sample / "labels.tif")
+        cells = pd.read_parquet(results / sample / "cells_classified.parquet")
+        pyramid = zarr.open_group(results / sample / "labels.ome.zarr", mode="r")
+        types = zarr.open_group(results / sample / "cell_types.ome.zarr", mode="r")
+        for k in range(4):
+            np.testing.assert_array_equal(pyramid[str(k)][:], labels[:: 2**k, :: 2**k])
+        names = {p["label-value"]: p["class"] for p in types.attrs["image-label"]["properties"]}
+        assert list(names.values())[:3] == ["keratinocyte", "cd8_t_cell", "macrophage"]
+        code_of = {name: value for value, name in names.items()}
+        lookup = np.zeros(labels.max() + 1, dtype=int)
+        lookup[cells["cell_id"]] = cells["cell_type"].map(code_of)
+        np.testing.assert_array_equal(types["1"][:], lookup[labels[::2, ::2]])
+        scale = pyramid.attrs["multiscales"][0]["datasets"][1]["coordinateTransformations"][0]["scale"]
+        assert scale == [1.0, 1.0]  # 2 x the 0.5 µm pixel
+
+
 def test_quantification_matches_runs(results):
     proteins = pd.read_csv(results / "cohort" / "proteins.tsv", sep="\t", index_col="protein")
     runs = pd.read_csv(ROOT / "config" / "runs.tsv", sep="\t")

@@ -69,6 +69,14 @@ class Results:
     def thresholds(self, sample: str) -> str:
         return self._path(sample, "thresholds.tsv")
 
+    def labels_pyramid(self, sample: str) -> str:
+        """The cell labels as an OME-Zarr multiscale label image (level k = labels[::2**k, ::2**k])."""
+        return self._path(sample, "labels.ome.zarr")
+
+    def cell_types_pyramid(self, sample: str) -> str:
+        """The classified cell-type map as an OME-Zarr multiscale label image, type names as properties."""
+        return self._path(sample, "cell_types.ome.zarr")
+
     def anndata(self, sample: str) -> str:
         return self._path(sample, "cells.h5ad")
 

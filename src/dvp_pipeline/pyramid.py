@@ -7,7 +7,8 @@ average (a mean of two cell ids is a third, unrelated id), which is what OME-Zar
 
 :func:`label_levels` defines the levels lazily (dask arrays read region by region from the label
 image), :func:`write_label_pyramid` writes them as an OME-Zarr multiscale label image in one pass over
-the slide, tile by tile, so memory is bounded by the tile, not the slide.
+the slide, tile by tile, so memory is bounded by the tile, not the slide; :func:`write_cell_type_pyramid`
+does the same for the classified cell-type map (``dvp pyramid``, a per-sample workflow output).
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ import errno
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.io import FILE_SYSTEM_ERRORS
 
-__all__ = ["atomic_folder", "label_levels", "open_labels", "write_label_pyramid"]
+__all__ = ["atomic_folder", "label_levels", "open_labels", "write_cell_type_pyramid", "write_label_pyramid"]
 
 
 class _Regions:
@@ -131,7 +133,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _multiscales(name: str, n: int, pixel_size_um: float | None) -> dict:
+def _multiscales(name: str, n: int, pixel_size_um: float | None, properties: list[dict] | None = None) -> dict:
     """NGFF 0.4 attributes of a label image whose level ``k`` has pixels ``2**k`` times as large."""
     size = 1.0 if pixel_size_um is None else float(pixel_size_um)
     unit = {} if pixel_size_um is None else {"unit": "micrometer"}
@@ -152,7 +154,7 @@ def _multiscales(name: str, n: int, pixel_size_um: float | None) -> dict:
                 "metadata": {"description": "level k is labels[::2**k, ::2**k] (every 2**k-th pixel)"},
             }
         ],
-        "image-label": {"version": "0.4"},
+        "image-label": {"version": "0.4", **({"properties": properties} if properties else {})},
     }
 
 
@@ -165,6 +167,7 @@ def write_label_pyramid(
     chunk: int = 512,
     pixel_size_um: float | None = None,
     name: str = "labels",
+    properties: list[dict] | None = None,
 ) -> list[tuple[int, int]]:
     """Write a label image as an OME-Zarr multiscale label image, tile by tile.
 
@@ -190,6 +193,8 @@ def write_label_pyramid(
         Micrometres per pixel at full resolution; written as the levels' scale (in pixels without it).
     name
         The multiscale's name (e.g. ``cells``, ``nuclei``).
+    properties
+        NGFF ``image-label`` properties, e.g. ``[{"label-value": 1, "class": "keratinocyte"}]``.
 
     Returns
     -------
@@ -235,7 +240,61 @@ def write_label_pyramid(
                         # y and x are multiples of 2**k, so the block's first kept pixel is the level's
                         y_k, x_k = y // step, x // step
                         array[y_k : y_k + part.shape[0], x_k : x_k + part.shape[1]] = part
-            group.attrs.update(json.loads(json.dumps(_multiscales(name, n, pixel_size_um))))
+            group.attrs.update(json.loads(json.dumps(_multiscales(name, n, pixel_size_um, properties))))
     finally:
         close()
     return shapes
+
+
+class _Mapped:
+    """A label array-like whose values are mapped through a lookup table on each read (a tile at a time)."""
+
+    def __init__(self, labels, lookup: np.ndarray):
+        self._labels, self._lookup = labels, lookup
+        self.shape, self.dtype, self.ndim = tuple(labels.shape), lookup.dtype, 2
+
+    def __getitem__(self, index) -> np.ndarray:
+        block = np.asarray(self._labels[index])
+        # labels beyond the table (none in a consistent results folder) map to 0, background
+        return np.where(block < len(self._lookup), self._lookup[np.minimum(block, len(self._lookup) - 1)], 0)
+
+
+def write_cell_type_pyramid(
+    labels_source,
+    cells: pd.DataFrame,
+    out_zarr: str | os.PathLike,
+    *,
+    cell_types: Sequence[str],
+    levels: int = 4,
+    tile: int = 4096,
+    pixel_size_um: float | None = None,
+) -> list[tuple[int, int]]:
+    """The classified cell-type map as an OME-Zarr label pyramid, written tile by tile.
+
+    Each cell's pixels get the code of its type: 1, 2 ... in ``cell_types`` order, then ``unassigned``
+    (and any other type) after them; 0 is background. The codes and names are the ``image-label``
+    properties (``label-value``, ``class``), so viewers show the names.
+    """
+    missing = [c for c in ("cell_id", "cell_type") if c not in cells.columns]
+    if missing:
+        raise DVPError(f"cells table: missing column(s) {missing}; expected the classified cells")
+    names = list(dict.fromkeys([*cell_types, *sorted(set(cells["cell_type"].astype(str)) - set(cell_types))]))
+    code = {name: k for k, name in enumerate(names, start=1)}
+    ids = cells["cell_id"].to_numpy(dtype=np.int64)
+    if len(ids) and ids.min() < 1:
+        raise DVPError(f"cells table: cell_id must be positive labels, got {ids.min()}")
+    lookup = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.uint8 if len(names) < 255 else np.uint16)
+    lookup[ids] = [code[t] for t in cells["cell_type"].astype(str)]
+    labels, close = open_labels(labels_source)
+    try:
+        return write_label_pyramid(
+            _Mapped(labels, lookup),
+            out_zarr,
+            levels=levels,
+            tile=tile,
+            pixel_size_um=pixel_size_um,
+            name="cell_types",
+            properties=[{"label-value": k, "class": name} for name, k in code.items()],
+        )
+    finally:
+        close()

@@ -32,6 +32,7 @@ COMMANDS = [
     "init",
     "demo",
     "qupath",
+    "pyramid",
     "export",
 ]
 

@@ -58,3 +58,24 @@ rule classify:
     shell:
         "dvp classify {input.cells:q} --out {output.cells:q} --thresholds {output.thresholds:q} "
         "--anndata {output.anndata:q} {params.model:q} --options {params.options:q} 2> {log:q}"
+
+
+rule pyramid:
+    input:
+        labels=RESULTS.labels("{sample}"),
+        cells=RESULTS.cells_classified("{sample}"),
+    output:
+        labels=directory(RESULTS.labels_pyramid("{sample}")),
+        types=directory(RESULTS.cell_types_pyramid("{sample}")),
+    params:
+        options=options("classify"),
+        extra=pixel_size_args,
+    log:
+        "logs/pyramid/{sample}.log",
+    threads: 1
+    resources:
+        mem_mb=on_retry(2000),
+        runtime=on_retry(30),
+    shell:
+        "dvp pyramid {input.labels:q} {input.cells:q} --labels-out {output.labels:q} --types-out {output.types:q} "
+        "{params.extra:q} --options {params.options:q} 2> {log:q}"

@@ -34,10 +34,7 @@ def segment_args(wildcards):
     if PROJECT.config.get("channels"):
         args += ["--channels", ",".join(PROJECT.config["channels"])]
     args += ["--nuclear-channel", PROJECT.config["nuclear_channel"]]
-    pixel = sample_field(wildcards.sample, "pixel_size_um") or PROJECT.config["pixel_size_um"]
-    if pixel:
-        args += ["--pixel-size", str(pixel)]
-    return args
+    return args + pixel_size_args(wildcards)
 
 
 def mem_mb(factor, base=500):
@@ -55,6 +52,7 @@ def all_outputs():
     return [
         *(RESULTS.sample_report(s) for s in SAMPLES),
         *(RESULTS.lmd_xml(s) for s in SAMPLES),
+        *(RESULTS.cell_types_pyramid(s) for s in SAMPLES),
         RESULTS.cohort_report(),
     ]
 
@@ -75,12 +73,15 @@ def on_retry(resource):
     return scaled
 
 
-def select_args(wildcards):
-    """The sample's calibration and regions from the samples sheet (a list: each item is quoted)."""
-    args = []
+def pixel_size_args(wildcards):
+    """The pixel size from the samples sheet or the config, when given (else the stage finds it)."""
     pixel = sample_field(wildcards.sample, "pixel_size_um") or PROJECT.config["pixel_size_um"]
-    if pixel:
-        args += ["--pixel-size", str(pixel)]
+    return ["--pixel-size", str(pixel)] if pixel else []
+
+
+def select_args(wildcards):
+    """The sample's pixel size, calibration and regions from the samples sheet (a list: each item is quoted)."""
+    args = pixel_size_args(wildcards)
     for column in ("calibration", "regions"):
         value = sample_field(wildcards.sample, column)
         if value is not None:
