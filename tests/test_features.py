@@ -151,4 +151,9 @@ def test_anndata_export(labels, image, tmp_path):
     assert list(back.obs["cell_type"]) == ["keratinocyte", "unassigned"]
     assert list(back.obs_names) == ["S_2", "S_7"]
     assert np.allclose(back.obsm["spatial"], cells[["centroid_x_um", "centroid_y_um"]].to_numpy())
-    assert back.obsm["nucleus_mean"].shape == (2, 2)
+    assert back.layers["nucleus_mean"].shape == (2, 2)
+    # samples concatenate as scverse expects: unique cell names, layers and spatial kept
+    other = to_anndata(cells.assign(sample="T"))
+    both = ad.concat([back, other], merge="same")
+    assert both.n_obs == 4 and both.obs_names.is_unique and both.layers["nucleus_mean"].shape == (4, 2)
+    assert both.obsm["spatial"].shape == (4, 2) and list(both.var_names) == ["DAPI", "KRT14"]

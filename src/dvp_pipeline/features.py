@@ -302,8 +302,8 @@ def to_anndata(cells: pd.DataFrame, *, statistic: str = "mean"):
     channels, ``obs`` every other column (``cell_type`` and ``confidence`` among them when present;
     index = ``cell_id`` as a string, prefixed by the sample when there is one), ``obsm["spatial"]``
     the (x, y) centroids in micrometres and ``obsm["spatial_px"]`` in pixels, and
-    ``uns["dvp"]["statistic"]``; every other intensity statistic is a layer-like ``obsm`` entry
-    named after it (e.g. ``obsm["nucleus_mean"]``), with the channels in ``var_names`` order.
+    ``uns["dvp"]["statistic"]``; every other intensity statistic is a layer named after it (e.g.
+    ``layers["nucleus_mean"]``), with the channels in ``var_names`` order, as scverse tools expect.
     """
     import anndata as ad
 
@@ -334,6 +334,6 @@ def to_anndata(cells: pd.DataFrame, *, statistic: str = "mean"):
     if {"centroid_x", "centroid_y"} <= set(cells.columns):
         adata.obsm["spatial_px"] = cells[["centroid_x", "centroid_y"]].to_numpy(dtype=float)
     for key, cols in stats.items():
-        adata.obsm[key] = cells[cols].to_numpy(dtype=np.float32)
+        adata.layers[key] = cells[cols].to_numpy(dtype=np.float32)  # cells x channels, like X
     adata.uns["dvp"] = {"statistic": statistic}
     return adata
