@@ -94,8 +94,9 @@ def draw_pools(
     target_area_um2
         Total cell area each pool aims for; ``None``: no target, up to ``max_cells`` cells a pool.
     tolerance
-        A pool is complete between ``target * (1 - tolerance)`` and ``target * (1 + tolerance)``; a
-        cell that would carry it past the upper bound is passed over for a smaller one.
+        Cells are added until the pool reaches the target; a cell that would carry it past
+        ``target * (1 + tolerance)`` is passed over for a smaller one. A pool that stays below
+        ``target * (1 - tolerance)`` (too few eligible cells) is flagged as not reached.
     pools_per_type
         Replicate pools per type; no cell is in two pools.
     max_cells
@@ -156,7 +157,8 @@ def draw_pools(
         queue = deque(candidates[rng.permutation(len(candidates))].tolist())
         for replicate in range(1, int(pools_per_type) + 1):
             chosen, total, deferred = [], 0.0, []
-            while queue and len(chosen) < int(max_cells) and (target_area_um2 is None or total < lower):
+            # fill up to the target itself (not just its lower bound), never past the upper bound
+            while queue and len(chosen) < int(max_cells) and (target_area_um2 is None or total < target_area_um2):
                 row = queue.popleft()
                 cell, area = int(table.at[row, "cell_id"]), float(table.at[row, "area_um2"])
                 if touching.get(cell, set()) & taken:
