@@ -68,13 +68,14 @@ SHAPE_COLUMNS = ["pool_id", "order", "cell_ids", "area_um2", "vertices", "x", "y
 
 
 def type_colors(cell_types: Sequence[str]) -> dict[str, tuple[int, int, int]]:
-    """Stable, distinguishable RGB colours (0-255) per cell type, by position in ``cell_types``."""
-    from matplotlib import colormaps
+    """RGB colours (0-255) per cell type by position in ``cell_types``: the reports' palette, so a cell
+    type has one colour in the preview, the plate picture, QuPath and every report figure."""
+    from matplotlib.colors import to_rgb
 
-    palette = colormaps["tab10"].colors
-    return {
-        name: tuple(int(round(255 * c)) for c in palette[i % len(palette)][:3]) for i, name in enumerate(cell_types)
-    }
+    from dvp_pipeline.report.palettes import cell_type_palette
+
+    palette = cell_type_palette(cell_types, order=cell_types)
+    return {name: tuple(int(round(255 * c)) for c in to_rgb(palette[name])) for name in cell_types}
 
 
 _POINTS = re.compile(r"\s*(-?[\d.]+(?:[eE][-+]?\d+)?)\s*,\s*(-?[\d.]+(?:[eE][-+]?\d+)?)\s*")
