@@ -23,10 +23,14 @@ Modules:
   quantification path (:func:`write_mzml_demo`).
 - :mod:`~dvp_pipeline.simulate.slide`: a whole slide of any size, drawn tile by tile, for the tiling
   tests and the segmentation benchmark (:func:`big_slide_tile`, :func:`write_big_slide`).
+- :mod:`~dvp_pipeline.simulate.hard`: a harder section for the segmentation yardstick: nuclei of varied
+  size pressed into touching clusters, uneven illumination, low light, 10% dim cells
+  (:func:`simulate_hard_tissue`; ``bench/bench_segment_quality.py``).
 """
 
 from dvp_pipeline.simulate._constants import CELL_TYPES, CHANNELS, CONDITIONS, PIXEL_SIZE_UM, UNASSIGNED
 from dvp_pipeline.simulate.cohort import demo_samples, write_demo
+from dvp_pipeline.simulate.hard import simulate_hard_tissue
 from dvp_pipeline.simulate.mzml import MZML_PROTEINS, simulate_mzml_runs, write_mzml, write_mzml_demo, write_mztab
 from dvp_pipeline.simulate.proteomics import (
     CORE_GENES,
@@ -55,6 +59,7 @@ __all__ = [
     "big_slide_tile",
     "demo_samples",
     "read_gmt_symbols",
+    "simulate_hard_tissue",
     "simulate_mzml_runs",
     "simulate_proteomics",
     "simulate_tissue",
