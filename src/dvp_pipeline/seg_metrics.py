@@ -87,10 +87,7 @@ def merges(predicted: np.ndarray, truth: np.ndarray) -> pd.DataFrame:
     >>> merges(np.array([[5, 5, 5, 5, 5, 0, 6, 6]]), truth).values.tolist()
     [[5, 2]]
     """
-    table = overlaps(predicted, truth)
-    owners = table[2 * table["overlap"] > table["truth_area"]]
-    counts = owners.groupby("predicted").size()
-    counts = counts[counts >= 2]
+    counts = _mostly_within(overlaps(predicted, truth), part="truth_area", whole="predicted")
     return pd.DataFrame({"predicted": counts.index.to_numpy(), "true_objects": counts.to_numpy(dtype=np.int64)})
 
 
@@ -108,11 +105,15 @@ def splits(predicted: np.ndarray, truth: np.ndarray) -> pd.DataFrame:
     >>> splits(np.array([[3, 3, 4, 4, 0, 5, 5]]), truth).values.tolist()
     [[1, 2]]
     """
-    table = overlaps(predicted, truth)
-    belong = table[2 * table["overlap"] > table["predicted_area"]]
-    counts = belong.groupby("truth").size()
-    counts = counts[counts >= 2]
+    counts = _mostly_within(overlaps(predicted, truth), part="predicted_area", whole="truth")
     return pd.DataFrame({"truth": counts.index.to_numpy(), "pieces": counts.to_numpy(dtype=np.int64)})
+
+
+def _mostly_within(table: pd.DataFrame, *, part: str, whole: str) -> pd.Series:
+    """Per object of the ``whole`` side, how many objects of the other side lie mostly (over half of their
+    ``part`` area) within it; only those with two or more."""
+    counts = table[2 * table["overlap"] > table[part]].groupby(whole).size()
+    return counts[counts >= 2]
 
 
 def subset_recall(
