@@ -95,6 +95,8 @@ class ClassicalOptions(Options):
     cell_expansion_um: float
     membrane_channel: str | None
     cytoplasm_channel: str | None
+    background_radius_um: float | None
+    seeds: str
 
 
 @dataclasses.dataclass(frozen=True)

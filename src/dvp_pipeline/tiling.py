@@ -26,11 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
 from skimage import filters
 
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.segmentation import segment_cells_and_nuclei
+from dvp_pipeline.segmentation import nuclear_signal, segment_cells_and_nuclei
 
 __all__ = [
     "MIN_CONTRAST",
@@ -165,6 +164,7 @@ def global_threshold(
     pixel_size_um: float = 0.5,
     smoothing_sigma_um: float = 0.5,
     threshold: str | float = "otsu",
+    background_radius_um: float | None = None,
     **_ignored,
 ) -> tuple[float | None, float | None]:
     """The classical method's nuclear threshold for the whole image, found from tile cores, and its contrast.
@@ -173,17 +173,25 @@ def global_threshold(
     same 256-bin histogram of the smoothed nuclear stain (two passes over the tiles: range, then
     histogram); Li and triangle from every 4th pixel of every 4th row. Returns ``(threshold, None)``
     when it is a number (a user's choice is not second-guessed), ``(None, 0.0)`` for a uniform image,
-    and otherwise the level and the stain's :func:`stain_contrast` at it.
+    and otherwise the level and the stain's :func:`stain_contrast` at it. With
+    ``background_radius_um`` the level is found on the background-subtracted stain
+    (:func:`~dvp_pipeline.segmentation.nuclear_signal`, per tile region, then its core). For
+    ``threshold="local"`` the level returned is Otsu's, for the blank and contrast checks only: the
+    tiles threshold locally.
     """
     if not isinstance(threshold, str):
         return float(threshold), None
-    sigma = smoothing_sigma_um / pixel_size_um
+    if threshold == "local":
+        threshold = "otsu"
 
     def smoothed_cores():
         for tile in tiles:
-            region = read_region(image, tile)[nuclear_channel].astype(np.float32)
-            if sigma > 0:
-                region = ndi.gaussian_filter(region, sigma=sigma)
+            region = nuclear_signal(
+                read_region(image, tile)[nuclear_channel],
+                pixel_size_um=pixel_size_um,
+                smoothing_sigma_um=smoothing_sigma_um,
+                background_radius_um=background_radius_um,
+            )
             y0, y1, x0, x1 = tile.core
             ry, rx = tile.region[0], tile.region[2]
             yield region[y0 - ry : y1 - ry, x0 - rx : x1 - rx]
@@ -208,7 +216,7 @@ def global_threshold(
         return level, stain_contrast(sample, level)
     functions = {"li": filters.threshold_li, "triangle": filters.threshold_triangle}
     if threshold not in functions:
-        raise DVPError(f"threshold {threshold!r} unknown; expected one of otsu, li, triangle or a number")
+        raise DVPError(f"threshold {threshold!r} unknown; expected one of otsu, li, triangle, local or a number")
     sample = np.concatenate([core[::4, ::4].ravel() for core in smoothed_cores()])
     if sample.min() == sample.max():
         return None, 0.0
@@ -249,7 +257,9 @@ def plan_tiles(
     if method == "classical":
         level, contrast = global_threshold(image, tiles, **options)
         blank = level is None
-        if level is not None and len(tiles) > 1:  # one tile finds the same level itself
+        _check_reach(options, overlap)
+        local = options.get("threshold") == "local"  # each tile thresholds itself; the level only checks
+        if level is not None and len(tiles) > 1 and not local:  # one tile finds the same level itself
             options["threshold"] = level
     return {
         "shape": list(shape),
@@ -259,6 +269,28 @@ def plan_tiles(
         "blank": blank,
         "contrast": contrast,
     }
+
+
+def _check_reach(options: dict, overlap: int) -> None:
+    """Warn when the margin is narrower than the classical method's opt-in neighbourhood filters look.
+
+    The background opening (``background_radius_um``) sees 2 radii away and the local threshold
+    about 0.7 of its two-diameter window; beyond the margin a tile's values differ from the whole
+    image's, and cells near tile borders may then differ from an untiled segmentation.
+    """
+    pixel_size = options.get("pixel_size_um", 0.5)
+    reach = 0.0
+    if options.get("background_radius_um") is not None:
+        reach = max(reach, 2 * options["background_radius_um"] / pixel_size)
+    if options.get("threshold") == "local":
+        reach = max(reach, 0.7 * 2 * options.get("nucleus_diameter_um", 7.0) / pixel_size)
+    if reach > overlap:
+        log.warning(
+            "segment.overlap_um (%d px) is narrower than the background/local-threshold reach (%.0f px): "
+            "cells near tile borders may differ from an untiled segmentation",
+            overlap,
+            reach,
+        )
 
 
 def tiles_of(plan: dict) -> list[Tile]:
