@@ -120,6 +120,20 @@ def test_cli_tiles_as_jobs_equal_one_job(slide_file, tmp_path):
     assert _segment(slide_file, tmp_path / "bad", "--plan", str(plan), "--gather", *tiles[::-1], *options) == 2
 
 
+def test_cli_preview_segments_a_few_tiles_and_writes_nothing_else(slide_file, tmp_path, caplog):
+    options = ["--options", json.dumps({"tile_size": 256})]
+    out = tmp_path / "preview.png"
+    with caplog.at_level("INFO"):
+        assert main(["segment", str(slide_file), "--preview", str(out), "--preview-tiles", "2", *options]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "preview.png"
+    ]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("preview tile")]
+    assert [line.split(":")[0] for line in lines] == ["preview tile 0", "preview tile 8"]
+    assert all(int(line.split(": ")[1].split(" cells")[0]) > 10 for line in lines)
+    assert main(["segment", str(slide_file), "--preview", str(out), "--preview-tiles", "0", *options]) == 2
+
+
 def test_cli_on_disk_labels_equal_in_memory(slide_file, tmp_path, monkeypatch):
     options = ["--options", json.dumps({"tile_size": 256})]
     assert _segment(slide_file, tmp_path / "memory", *options) == 0

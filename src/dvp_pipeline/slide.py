@@ -32,7 +32,7 @@ from dvp_pipeline.errors import DVPError
 from dvp_pipeline.features import add_neighbourhood_counts, measure_cells
 from dvp_pipeline.images import check_image_size
 from dvp_pipeline.options import SegmentOptions
-from dvp_pipeline.tiling import MIN_CONTRAST, Tile, plan_tiles, segment_tile, stitch_tiles, tiles_of
+from dvp_pipeline.tiling import MIN_CONTRAST, Tile, plan_tiles, read_region, segment_tile, stitch_tiles, tiles_of
 
 __all__ = [
     "SegmentedSlide",
@@ -117,6 +117,55 @@ def segment_plan_tile(image, plan: dict, index: int) -> tuple[Tile, np.ndarray, 
         raise DVPError(f"tile {index}: the plan has tiles 0..{len(tiles) - 1}")
     cells, nuclei = segment_tile(image, tiles[index], plan=plan)
     return tiles[index], cells, nuclei
+
+
+def preview_tiles(image, plan: dict, *, pixel_size_um: float, n_tiles: int = 3, title: str = ""):
+    """Segment a few tiles of a plan and draw them, to check the settings before a whole-slide run.
+
+    The tiles are spread over the plan (first, middle, last ...); each panel shows the nuclear stain
+    with the nucleus (yellow) and cell (cyan) outlines, and its title the cell count and the median
+    nucleus diameter against ``segment.classical.nucleus_diameter_um``. Returns the figure and one
+    summary row per tile (tile, cells, median nucleus diameter in µm).
+    """
+    from matplotlib.figure import Figure
+    from skimage.segmentation import find_boundaries
+
+    tiles = tiles_of(plan)
+    if n_tiles < 1:
+        raise DVPError(f"--preview-tiles: expected a positive number of tiles, got {n_tiles}")
+    chosen = sorted({int(round(i)) for i in np.linspace(0, len(tiles) - 1, min(n_tiles, len(tiles)))})
+    nuclear = plan["options"]["nuclear_channel"]
+    expected = plan["options"].get("nucleus_diameter_um")
+    fig = Figure(figsize=(5 * len(chosen), 5.4), dpi=120, layout="constrained")
+    rows = []
+    for k, index in enumerate(chosen):
+        tile = tiles[index]
+        cells, nuclei = segment_tile(image, tile, plan=plan)
+        stain = read_region(image, tile)[nuclear].astype(np.float32)
+        # the tile's own part: its margin is segmented by the neighbouring tiles
+        (cy0, cy1, cx0, cx1), (ry0, _, rx0, _) = tile.core, tile.region
+        core = (slice(cy0 - ry0, cy1 - ry0), slice(cx0 - rx0, cx1 - rx0))
+        cells, nuclei, stain = cells[core], nuclei[core], stain[core]
+        low, high = np.percentile(stain, [1, 99.5])
+        gray = np.clip((stain - low) / max(high - low, 1e-9), 0, 1)
+        rgb = np.repeat(gray[..., None], 3, axis=2)
+        rgb[find_boundaries(cells, mode="inner")] = (0.0, 0.9, 0.9)
+        rgb[find_boundaries(nuclei, mode="inner")] = (1.0, 0.85, 0.0)
+        areas = np.bincount(nuclei.ravel())[1:]
+        diameter = float(2 * np.sqrt(np.median(areas[areas > 0]) / np.pi) * pixel_size_um) if (areas > 0).any() else 0.0
+        n_cells = len(np.unique(cells)) - (1 if (cells == 0).any() else 0)
+        rows.append((index, n_cells, diameter))
+        ax = fig.add_subplot(1, len(chosen), k + 1)
+        ax.imshow(rgb, interpolation="nearest")
+        ax.set_title(
+            f"tile {index} (y {cy0}, x {cx0}): {n_cells} cells\nnucleus {diameter:.1f} µm"
+            + (f" (expected {expected:g})" if expected else ""),
+            fontsize="small",
+        )
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig, pd.DataFrame(rows, columns=["tile", "cells", "median_nucleus_diameter_um"])
 
 
 def save_tile(path: str | os.PathLike, tile: Tile, cells: np.ndarray, nuclei: np.ndarray) -> None:

@@ -20,7 +20,7 @@ from dvp_pipeline import io
 from dvp_pipeline.cli._common import add_options_argument, load_options
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.images import open_image
-from dvp_pipeline.slide import plan_slide, read_plan, save_tile, segment_plan_tile, segment_slide
+from dvp_pipeline.slide import plan_slide, preview_tiles, read_plan, save_tile, segment_plan_tile, segment_slide
 
 __all__ = ["add_parser", "run"]
 
@@ -53,6 +53,12 @@ channels and pixel size:
   --pixel-size     micrometres per pixel; default: the image's OME/ImageJ/OME-Zarr metadata. It is an
                    error if neither gives one (set pixel_size_um in samples.tsv or the config).
 
+checking the settings first:
+  --preview OUT.png [--preview-tiles N]  segment N tiles spread over the slide (default 3) and draw
+                                         them: nuclear stain, nucleus (yellow) and cell (cyan)
+                                         outlines, cells per tile and the median nucleus diameter
+                                         against the expected one; nothing else is written
+
 tiles as jobs (all three take IMAGE and the same channel/pixel/options arguments):
   --write-plan PLAN.json                 tiling and per-tile options; nothing is segmented
   --plan PLAN.json --tile K --tile-out T.npz   segment tile K of the plan
@@ -84,6 +90,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--tile", type=int, metavar="K", help="segment only tile K of --plan into --tile-out")
     parser.add_argument("--tile-out", metavar="T.npz", help="where --tile writes its labels")
     parser.add_argument("--gather", nargs="+", metavar="T.npz", help="tiles' results to stitch, in plan order")
+    parser.add_argument("--preview", metavar="OUT.png", help="segment a few tiles and draw them, nothing else")
+    parser.add_argument("--preview-tiles", type=int, default=3, metavar="N", help="tiles in --preview (default 3)")
     add_options_argument(parser, "segment")
     parser.set_defaults(func=run)
     return parser
@@ -120,6 +128,20 @@ def run(args) -> None:
             tile, cells, nuclei = segment_plan_tile(image, plan, args.tile)
             save_tile(args.tile_out, tile, cells, nuclei)
             log.info("tile %d: %d cells", tile.index, int(cells.max()) if cells.size else 0)
+            return
+        if args.preview:
+            figure, summary = preview_tiles(
+                image, plan, pixel_size_um=pixel_size, n_tiles=args.preview_tiles, title=args.sample or args.image
+            )
+            with io.atomic_output(args.preview) as tmp:
+                figure.savefig(tmp, format="png")
+            for row in summary.itertuples(index=False):
+                log.info(
+                    "preview tile %d: %d cells, median nucleus diameter %.1f um",
+                    row.tile,
+                    row.cells,
+                    row.median_nucleus_diameter_um,
+                )
             return
         if args.write_plan:
             io.write_json(plan, args.write_plan)
