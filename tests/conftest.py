@@ -15,7 +15,8 @@ def data_dir() -> Path:
 
 # Tests of the optional extras carry a marker (pyproject.toml). With DVP_REQUIRE_EXTRAS set (CI sets it
 # to "cellpose,directlfq,slurm,formats,spatial,browser"), a run in which a marked group did not pass at
-# least one test fails, so a missing extra or cluster can never turn into a quietly green CI.
+# least one test fails, and any skipped test fails too, so a missing extra, package or cluster can never
+# turn into a quietly green CI.
 EXTRAS = ("cellpose", "directlfq", "slurm", "formats", "spatial", "browser")
 _passed: dict[str, int] = dict.fromkeys(EXTRAS, 0)
 _seen: dict[str, int] = dict.fromkeys(EXTRAS, 0)
@@ -32,6 +33,11 @@ def pytest_collection_modifyitems(config, items):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and os.environ.get("DVP_REQUIRE_EXTRAS"):
+        # where every dependency is meant to be installed (CI), a skip hides a missing one: it fails
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but DVP_REQUIRE_EXTRAS asks every test to run: {reason}"
     if report.when == "call" and report.passed:
         for extra in EXTRAS:
             if item.get_closest_marker(extra):
