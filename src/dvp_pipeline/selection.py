@@ -25,7 +25,7 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -155,7 +155,6 @@ class SampleSelection:
     summary: dict
     geojson: dict
     preview: object  # a matplotlib Figure
-    colors: dict = field(default_factory=dict)
 
 
 def pixel_size_from_cells(cells: pd.DataFrame) -> float | None:
@@ -281,18 +280,13 @@ def select_sample(
         shapes,
         pools,
         calibration=calibration,
-        orientation=orientation_matrix(**vars(options.orientation)) if options.orientation else None,
+        orientation=orientation_matrix(**vars(options.orientation)),
         colors=colors,
         title=f"{sample}: pools for laser microdissection",
     )
-    cells_out = drawn.cells[
-        [c for c in ("cell_id", "cell_type", "pool_id", "replicate", "area_um2") if c in drawn.cells]
-    ]
-    for c in ("centroid_x", "centroid_y"):
-        cells_out = cells_out.assign(**{c: drawn.cells[c] if c in drawn.cells else np.nan})
-    return SampleSelection(
-        pools, cells_out.assign(sample=sample), shapes, calibration, summary, geojson, figure, colors
-    )
+    kept = [c for c in ("cell_id", "cell_type", "pool_id", "replicate", "area_um2") if c in drawn.cells]
+    cells_out = drawn.cells.reindex(columns=[*kept, "centroid_x", "centroid_y"]).assign(sample=sample)
+    return SampleSelection(pools, cells_out, shapes, calibration, summary, geojson, figure)
 
 
 def _excluded_text(excluded: Mapping[str, int]) -> str:
@@ -306,10 +300,11 @@ def _pool_shapes(drawn, labels: np.ndarray, options: SelectOptions, size: float)
         ("vertices_traced", "vertices_cut", "path_before_um", "path_after_um", "dropped", "merged_cells"), 0.0
     )
     max_change = 0.0
+    # every drawn cell traced once (one scan of the label image), then cut pool by pool
+    traced = cell_outlines(labels, drawn.cells["cell_id"].astype(int).tolist(), dilation_px=0.0, simplify_px=0.0)
     for pool_id, members in drawn.cells.groupby("pool_id", sort=False):
         shape_set = cut_shapes(
-            labels,
-            cell_ids=members["cell_id"].astype(int).tolist(),
+            {int(i): traced[int(i)] for i in members["cell_id"]},
             pixel_size_um=size,
             dilation_um=options.dilation_um,
             erosion_um=options.erosion_um,

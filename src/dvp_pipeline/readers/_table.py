@@ -87,6 +87,11 @@ def open_table(path: str | Path):
             yield fh
 
 
+def _seekable(path: Path, fh):
+    """Parquet needs random access: a decompressed stream is read into memory first."""
+    return pa.BufferReader(fh.read()) if path.suffix.lower() in COMPRESSIONS else fh
+
+
 def columns(path: str | Path) -> list[str]:
     """The column names of a table, reading only its header (or Parquet schema)."""
     path = Path(path)
@@ -95,7 +100,7 @@ def columns(path: str | Path) -> list[str]:
     try:
         with open_table(path) as fh:
             if table_suffix(path) == ".parquet":
-                return pq.read_schema(pa.BufferReader(fh.read()) if path.suffix.lower() in COMPRESSIONS else fh).names
+                return pq.read_schema(_seekable(path, fh)).names
             header = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="replace").readline().rstrip("\r\n")
     except DVPError:
         raise
@@ -130,7 +135,7 @@ def read_columns(path: str | Path, wanted: list[str], *, what: str) -> pd.DataFr
     try:
         if table_suffix(path) == ".parquet":
             with open_table(path) as fh:
-                source = pa.BufferReader(fh.read()) if path.suffix.lower() in COMPRESSIONS else fh
+                source = _seekable(path, fh)
                 schema = pq.read_schema(source)
                 text = [c for c in wanted if pa.types.is_string(schema.field(c).type)]
                 table = pq.read_table(source, columns=wanted, read_dictionary=text)

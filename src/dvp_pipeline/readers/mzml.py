@@ -92,6 +92,11 @@ def _pick(frame: pd.DataFrame, names: list[str], path: Path, what: str) -> pd.Se
     raise DVPError(f"{path}: identifications have no {what} column (looked for {', '.join(names)})")
 
 
+def _scalar(value):
+    """pyteomics gives some fields as one-element lists; the first element stands for them."""
+    return value[0] if isinstance(value, (list, tuple)) and value else value
+
+
 def _accessions(value) -> list[str]:
     """Protein accessions of a PSM as pyteomics gives them (list or text), without mzTab's quotes."""
     values = value if isinstance(value, (list, tuple)) else [value]
@@ -148,7 +153,7 @@ def read_identifications(
     rt = _pick(
         raw, ["scan start time", "retention time", "retention_time", "retention_time_sec"], path, "retention time"
     )
-    rt = pd.to_numeric(rt.map(lambda v: v[0] if isinstance(v, (list, tuple)) and v else v), errors="coerce")
+    rt = pd.to_numeric(rt.map(_scalar), errors="coerce")
     if fmt == "mzTab" or ("retention_time_sec" in raw and "retention_time" not in raw):
         rt = rt / 60.0  # mzTab and pepXML retention times are seconds
     mz = None
@@ -318,9 +323,7 @@ def _score(raw: pd.DataFrame, metadata: dict, settings: MS1Settings, path: Path)
                 f"{path}: cannot tell whether a higher or a lower {name!r} is better; "
                 "set quantify.mzml.higher_is_better"
             )
-    values = pd.to_numeric(
-        raw[column].map(lambda v: v[0] if isinstance(v, (list, tuple)) and v else v), errors="coerce"
-    )
+    values = pd.to_numeric(raw[column].map(_scalar), errors="coerce")
     return name, values, higher
 
 

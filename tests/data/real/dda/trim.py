@@ -20,8 +20,6 @@ HERE = Path(__file__).resolve().parent
 
 PROTEOBENCH = ("Proteobench+ProteoBench", "1cfddcb496d2cd32b2ee00ba44558468435473f2")
 ALPHAPEPTSTATS = ("MannLabs+alphapeptstats", "2ba79d2dd13d8864cd4086b1ec7991027e4d8e2d")
-MSQROBDATA = ("ludgergoeminne+MSqRobData", "ace6080cd1142abcec71799c77aa542218957d22")
-QUANTMSIO = ("bigbio+quantms.io", "c2ee5b166725632cb0eace3a6414f891b693fbdc")
 OPENMS = ("OpenMS+OpenMS", "2f566776511606d2c2d579adf02d50f31adc05da")
 
 
@@ -100,56 +98,6 @@ def subset_protein_groups(data: bytes, n_other: int) -> bytes:
         elif n < n_other:
             out.append(ln)
             n += 1
-    return b"".join(out)
-
-
-# --------------------------------------------------------------------------- mzTab
-def subset_mztab(data: bytes, n_target: int, n_cont: int, max_psms: int) -> bytes:
-    """Keep all MTD/comment/blank lines and the PRH/PEH/PSH headers verbatim.
-    Only accessions with at most ``max_psms`` PSM rows are eligible.
-    A = every DECOY_ accession of the PSM section + the first ``n_cont``
-    eligible distinct CONTAMINANT_ accessions + the first ``n_target`` eligible
-    other distinct accessions (PSM order).  Keep PSM rows with accession in A; PEP rows whose
-    (opt_global_cv_MS:1000889_peptidoform_sequence, charge) equals that of a
-    kept PSM; PRT rows whose accession or any ambiguity_members entry is in A."""
-    ls = lines_of(data)
-    psh = next(fields(ln) for ln in ls if ln.startswith(b"PSH"))
-    peh = next(fields(ln) for ln in ls if ln.startswith(b"PEH"))
-    prh = next(fields(ln) for ln in ls if ln.startswith(b"PRH"))
-    a_col = psh.index("accession")
-    psm_rows = [fields(ln) for ln in ls if ln.startswith(b"PSM")]
-    counts: dict[str, int] = {}
-    for f in psm_rows:
-        counts[f[a_col]] = counts.get(f[a_col], 0) + 1
-    decoy, cont, other = [], [], []
-    for f in psm_rows:
-        acc = f[a_col]
-        if counts[acc] > max_psms and "DECOY_" not in acc:
-            continue
-        bucket = decoy if "DECOY_" in acc else cont if "CONTAMINANT_" in acc else other
-        if acc not in bucket:
-            bucket.append(acc)
-    keep = set(decoy) | set(cont[:n_cont]) | set(other[:n_target])
-    pf_psm, ch_psm = psh.index("opt_global_cv_MS:1000889_peptidoform_sequence"), psh.index("charge")
-    kept_pep = {(f[pf_psm], f[ch_psm]) for f in psm_rows if f[a_col] in keep}
-    pf_pep, ch_pep = peh.index("opt_global_cv_MS:1000889_peptidoform_sequence"), peh.index("charge")
-    pa, pam = prh.index("accession"), prh.index("ambiguity_members")
-    out = []
-    for ln in ls:
-        if ln.startswith(b"PSM"):
-            if fields(ln)[a_col] in keep:
-                out.append(ln)
-        elif ln.startswith(b"PEP"):
-            f = fields(ln)
-            if (f[pf_pep], f[ch_pep]) in kept_pep:
-                out.append(ln)
-        elif ln.startswith(b"PRT"):
-            f = fields(ln)
-            members = set(f[pam].split(",")) if f[pam] not in ("", "null") else set()
-            if f[pa] in keep or members & keep:
-                out.append(ln)
-        else:
-            out.append(ln)
     return b"".join(out)
 
 
