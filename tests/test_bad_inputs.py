@@ -444,6 +444,19 @@ def output_is_a_folder(d: Path) -> list[str]:
     ]
 
 
+def region_class_misspelt(d: Path) -> list[str]:
+    """Regions drawn as class 'tumour', selected as 'tumor': refused by the dry run, not after segmentation."""
+    argv = project(d)
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [16, 0], [16, 16], [0, 16], [0, 0]]]}
+    feature = {"type": "Feature", "geometry": square, "properties": {"classification": {"name": "tumour"}}}
+    write(d / "regions.geojson", json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    samples = pd.read_csv(d / "config" / "samples.tsv", sep="\t").assign(regions="regions.geojson")
+    samples.to_csv(d / "config" / "samples.tsv", sep="\t", index=False)
+    config = d / "config" / "config.yaml"
+    config.write_text(config.read_text().replace("region_classes: null", "region_classes: [tumor]"))
+    return argv
+
+
 CLI = {
     "config-not-found": Bad(dry_run(None), r"dvp run: error: .*config\.yaml: config file not found"),
     "dry-run-image-with-entity": Bad(
@@ -452,6 +465,11 @@ CLI = {
     ),
     "dry-run-image-size-beyond-its-tiles": Bad(
         lambda d: project(d, image_size_beyond_its_tiles), r"dvp run: error: .*TEN01\.ome\.tif: damaged TIFF"
+    ),
+    "dry-run-region-class-misspelt": Bad(
+        region_class_misspelt,
+        r"dvp run: error: .*samples\.tsv, row 2: sample TEN01: regions: QuPath annotations: no polygon of class "
+        r"'tumor'; classes present: tumour",
     ),
     "config-not-yaml": Bad(dry_run("samples: [unclosed\n"), r"dvp run: error: .*config\.yaml: not valid YAML"),
     "config-binary": Bad(dry_run(b"\x89PNG\r\n\x1a\n\x00\xff"), r"dvp run: error: .*UTF-8"),

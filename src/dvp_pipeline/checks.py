@@ -199,13 +199,14 @@ def check_lmd(
     samples_path: Path,
 ) -> None:
     """Each sample has three usable calibration points (samples sheet, config or explicit image corners)
-    and readable regions of interest; the plate's excluded wells exist on it.
+    and readable regions of interest with polygons of ``select.region_classes``; the plate's excluded wells
+    leave a well to collect into.
 
     ``geometry`` is each sample's image (height, width) and pixel size, from :func:`check_channels`.
     """
     from dvp_pipeline.options import SelectOptions
     from dvp_pipeline.plates import reachable_wells
-    from dvp_pipeline.qupath import read_geojson
+    from dvp_pipeline.qupath import read_geojson, region_polygons
     from dvp_pipeline.selection import resolve_calibration
 
     options = SelectOptions.from_validated(config["select"])
@@ -230,7 +231,7 @@ def check_lmd(
             regions = row.get("regions")
             if regions is not None and regions == regions and str(regions).strip():
                 try:
-                    read_geojson(base / str(regions))
+                    region_polygons(read_geojson(base / str(regions)), options.region_classes)
                 except DVPError as err:
                     raise DVPError(f"sample {row['sample']}: regions: {err}") from err
         except DVPError as err:

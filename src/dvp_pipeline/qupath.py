@@ -51,6 +51,7 @@ __all__ = [
     "Annotation",
     "annotations_from_geojson",
     "cells_in_regions",
+    "region_polygons",
     "cells_to_geojson",
     "read_geojson",
     "read_training_labels",
@@ -525,6 +526,25 @@ def _cells_at(
     return np.where(distance <= radius, ids[rows][nearest], 0)
 
 
+def region_polygons(annotations: Iterable[Annotation], classes: str | Sequence[str] | None = None) -> list[Annotation]:
+    """The polygon annotations of ``classes`` (default: every polygon); points are ignored.
+
+    Raises :class:`DVPError` if a class in ``classes`` is on no polygon (a typo would otherwise select nothing).
+    """
+    areas = [a for a in annotations if a.geometry.geom_type in _AREAS]
+    if classes is None:
+        return areas
+    wanted = [classes] if isinstance(classes, str) else list(classes)
+    present = {a.classification for a in areas if a.classification}
+    absent = [c for c in wanted if c not in present]
+    if absent:
+        raise DVPError(
+            f"QuPath annotations: no polygon of class {', '.join(map(repr, absent))}; "
+            f"classes present: {', '.join(sorted(present)) or 'none'}"
+        )
+    return [a for a in areas if a.classification in wanted]
+
+
 def cells_in_regions(
     cells: pd.DataFrame,
     annotations: Iterable[Annotation],
@@ -550,17 +570,7 @@ def cells_in_regions(
     DVPError
         If a class in ``classes`` is on no polygon (a typo would otherwise select nothing).
     """
-    areas = [a for a in annotations if a.geometry.geom_type in _AREAS]
-    if classes is not None:
-        wanted = [classes] if isinstance(classes, str) else list(classes)
-        present = {a.classification for a in areas if a.classification}
-        absent = [c for c in wanted if c not in present]
-        if absent:
-            raise DVPError(
-                f"QuPath annotations: no polygon of class {', '.join(map(repr, absent))}; "
-                f"classes present: {', '.join(sorted(present)) or 'none'}"
-            )
-        areas = [a for a in areas if a.classification in wanted]
+    areas = region_polygons(annotations, classes)
     x, y = _centroids(cells, "selecting cells in QuPath regions")
     mask = np.zeros(len(cells), dtype=bool)
     mask[_containing([a.geometry for a in areas], x, y)[1]] = True
