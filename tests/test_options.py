@@ -39,7 +39,7 @@ def test_defaults_come_from_the_schema_and_options_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         report.dpi = 10
     segment = SegmentOptions.from_mapping({"classical": {"threshold": "li"}})
-    assert segment.method_options.threshold == "li" and segment.cellpose.batch_size == 8
+    assert segment.method_options.threshold == "li" and segment.cellpose.batch_size is None
     assert segment.to_dict()["classical"]["threshold"] == "li"
 
 

@@ -15,12 +15,13 @@ import pytest
 import tifffile
 from matplotlib.image import imsave
 
-from dvp_pipeline import report
+from dvp_pipeline import io, report
 from dvp_pipeline.cli import report as cli
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.options import ReportOptions
 from dvp_pipeline.report import inputs, palettes
 from dvp_pipeline.report.figures.imaging import _transform_for
+from dvp_pipeline.seg_metrics import missed_blobs, segment_qc
 
 CHANNELS = ["DAPI", "KRT14", "CD8", "CD163"]
 CELL_TYPES = ["keratinocyte", "cd8_t_cell", "macrophage"]
@@ -71,8 +72,11 @@ def _sample_results(root: Path, sample: str, rng: np.random.Generator) -> pd.Dat
                 "confidence": 0.9,
             }
         )
+    image[0, 14:23, 17:26] += 400  # a nucleus the segmentation missed: between the cells, unlabelled
     folder = root / "results" / sample
     folder.mkdir(parents=True)
+    missed = missed_blobs(image[0], labels, pixel_size_um=0.5, nucleus_diameter_um=4.5)
+    io.write_json(segment_qc(pd.DataFrame(rows), missed, nucleus_diameter_um=4.5), folder / "segment_qc.json")
     tifffile.imwrite(root / "images" / f"{sample}.tif", image, photometric="minisblack", metadata={"axes": "CYX"})
     tifffile.imwrite(folder / "labels.tif", labels, compression="zlib")
     cells = pd.DataFrame(rows)
@@ -314,13 +318,15 @@ def _check_self_contained(html: str, page: _Page) -> None:
 
 def test_sample_report_sections(sample_html):
     page = parse(sample_html)
-    assert {"overview", "image", "cell-types", "markers", "selection", "ms-qc", "pathways"} <= page.ids
+    assert {"overview", "image", "segmentation-quality", "cell-types", "markers", "selection", "ms-qc", "pathways"} <= (
+        page.ids
+    )
     assert "Deep Visual Proteomics report: TEN01" in sample_html
     assert 'class="missing"' not in sample_html  # every input was there
     _check_images(page)
     assert "gallery" in page.ids
-    # thumbnail, map, example cells, histograms, preview, QC bars, two pathway sets
-    assert len(page.images) == 8
+    # thumbnail, nucleus shapes, QC window, map, example cells, histograms, preview, QC bars, two pathway sets
+    assert len(page.images) == 10
     _check_self_contained(sample_html, page)
 
 
@@ -743,3 +749,19 @@ def test_classifier_table_without_summary():
     assert table["recall"].tolist() == [1.0, 5 / 6] and table["precision"].tolist() == [0.8, 1.0]
     with pytest.raises(DVPError, match="true"):
         report.classifier_table(confusion.rename(columns={"true": "x"}))
+
+
+def test_sample_report_segmentation_quality(sample_html):
+    """The planted unlabelled nucleus is counted as missed, in words, and no cell as merged."""
+    section = sample_html.split('id="segmentation-quality"', 1)[1].split("</section>", 1)[0]
+    assert "0.0% of cells (0 of 12) look like merged nuclei" in section
+    assert "1 nuclear-stain blobs (7.7% of all nuclei in the stain) have no nucleus" in section
+    assert "segment.classical.min_snr" in section and "nucleus_diameter_um" in section
+    assert "no action needed" in section and section.count("<img") == 2
+
+
+def test_sample_report_without_segment_qc_says_so(project):
+    samples, cells = project["samples"], project["cells"]["TEN01"]
+    html = report.sample_report("TEN01", samples=samples, cells=cells)
+    section = html.split('id="segmentation-quality"', 1)[1].split("</section>", 1)[0]
+    assert 'class="missing"' in section and "segment_qc.json" in section

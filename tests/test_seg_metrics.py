@@ -1,9 +1,22 @@
 """Segmentation metrics (dvp_pipeline.seg_metrics) and the hard synthetic tissue they are scored on."""
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 
-from dvp_pipeline.seg_metrics import merges, score_labels, splits, subset_recall
+from dvp_pipeline.seg_metrics import (
+    area_fence,
+    blob_centres,
+    merge_suspects,
+    merges,
+    missed_blobs,
+    score_labels,
+    segment_qc,
+    splits,
+    subset_recall,
+)
 from dvp_pipeline.simulate import simulate_hard_tissue
 
 
@@ -87,3 +100,96 @@ def test_hard_tissue_uneven_illumination():
     assert flat.image.shape[0] == 4
     with pytest.raises(Exception, match="dim_fraction"):
         simulate_hard_tissue(5, size=128, dim_fraction=1.5)
+
+
+# --------------------------------------------------------------------------- truth-free QC
+
+
+def _stain(labels, rng, *, level=400.0, background=100.0, noise=8.0):
+    """A nuclear stain: each labelled nucleus a bright, slightly blurred disc on a noisy background."""
+    from scipy import ndimage as ndi
+
+    stain = background + level * (labels > 0)
+    return ndi.gaussian_filter(stain, 1.0) + rng.normal(0, noise, labels.shape)
+
+
+def _grid(n=8, spacing=20, radius=6):
+    return _discs([(12 + spacing * i, 12 + spacing * j) for i in range(n) for j in range(n)], radius, (170, 170))
+
+
+def test_missed_blobs_finds_nuclei_removed_from_the_labels():
+    rng = np.random.default_rng(0)
+    truth = _grid()
+    stain = _stain(truth, rng)
+    assert len(missed_blobs(stain, truth, pixel_size_um=0.5, nucleus_diameter_um=6)) == 0  # no false alarm
+    removed = rng.choice(np.arange(1, truth.max() + 1), size=10, replace=False)
+    labels = np.where(np.isin(truth, removed), 0, truth)
+    found = missed_blobs(stain, labels, pixel_size_um=0.5, nucleus_diameter_um=6)
+    assert sorted(truth[found[:, 0], found[:, 1]]) == sorted(removed)  # each once, nothing else
+
+
+def test_missed_blobs_ignore_noise_and_count_each_tile_core_once():
+    rng = np.random.default_rng(1)
+    flat = rng.normal(100, 8, (170, 170))
+    assert len(blob_centres(flat, pixel_size_um=0.5, nucleus_diameter_um=6)) == 0
+    truth = _grid()
+    stain, labels = _stain(truth, rng), np.zeros_like(truth)
+    whole = missed_blobs(stain, labels, pixel_size_um=0.5, nucleus_diameter_um=6)
+    cores = [(0, 85, 0, 170), (85, 170, 0, 170)]
+    parts = [missed_blobs(stain, labels, pixel_size_um=0.5, nucleus_diameter_um=6, within=c) for c in cores]
+    assert len(whole) == truth.max() == sum(len(p) for p in parts)
+
+
+def test_missed_blobs_on_hard_tissue_find_dropped_nuclei_and_few_false_alarms():
+    tissue = simulate_hard_tissue(0, size=384)
+    dapi, nuclei = tissue.image[0], tissue.nuclei
+    options = {"pixel_size_um": 0.5, "nucleus_diameter_um": 7.0}
+    assert len(missed_blobs(dapi, nuclei, **options)) <= 0.01 * nuclei.max()
+    rng = np.random.default_rng(2)
+    dropped = rng.choice(np.arange(1, nuclei.max() + 1), size=int(nuclei.max()) // 10, replace=False)
+    found = missed_blobs(dapi, np.where(np.isin(nuclei, dropped), 0, nuclei), **options)
+    hit = nuclei[found[:, 0], found[:, 1]]
+    assert np.count_nonzero(hit == 0) <= 2  # blobs found outside every true nucleus
+    bright = [d for d in dropped if not tissue.cells.set_index("cell_id").loc[d, "dim"]]
+    assert np.isin(dropped, hit).mean() > 0.8 and np.isin(bright, hit).mean() > 0.9
+
+
+def test_merge_suspects_flag_merged_nuclei_not_single_ones():
+    from dvp_pipeline.features import measure_cells
+
+    rng = np.random.default_rng(3)
+    centres, pairs = [], []
+    for i in range(6):
+        for j in range(6):
+            cy, cx = 15 + 30 * i, 15 + 30 * j
+            if (i + j) % 5 == 0:  # two touching nuclei in one label
+                pairs.append(len(centres) + 1)
+                centres += [(cy, cx - 4), (cy, cx + 4)]
+            else:
+                centres.append((cy + rng.integers(-2, 3), cx + rng.integers(-2, 3)))
+    truth = _discs(centres, radius=5, shape=(180, 180))
+    labels = truth.copy()
+    for k in pairs:
+        labels[labels == k + 1] = k
+    _, labels = np.unique(labels, return_inverse=True)
+    labels = labels.reshape(truth.shape).astype(np.uint32)
+    merged_ids = np.unique(labels[np.isin(truth, [k + 1 for k in pairs])])
+    cells = measure_cells(labels, labels[None].astype(float), channel_names=["DAPI"], pixel_size_um=0.5, nuclei=labels)
+    flags = merge_suspects(cells)
+    is_merged = cells["cell_id"].isin(merged_ids).to_numpy()
+    assert flags[is_merged].all()
+    assert flags[~is_merged].mean() < 0.05
+    assert merge_suspects(cells, min_solidity=0.0, fence_um2=np.inf).sum() == 0
+
+
+def test_segment_qc_counts_thresholds_and_caps_positions():
+    cells = pd.DataFrame({"nucleus_area_um2": [30.0] * 9 + [90.0, np.nan], "nucleus_solidity": [0.95] * 10 + [np.nan]})
+    missed = np.arange(20).reshape(10, 2)
+    qc = segment_qc(cells, missed, nucleus_diameter_um=7, missed_outside_cells=4, max_points=4)
+    assert qc["n_cells"] == 11 and qc["suspect_merges"] == qc["suspect_large"] == 1
+    assert qc["missed_blobs"] == 10 and qc["missed_blobs_outside_cells"] == 4
+    assert qc["missed_fraction"] == pytest.approx(10 / 21)
+    assert qc["nucleus_area_fence_um2"] == pytest.approx(area_fence(cells["nucleus_area_um2"]))
+    assert len(qc["missed_blob_yx"]) == 4 and not qc["missed_blob_yx_complete"]
+    assert qc["missed_blob_yx"][0] == [0, 1] and qc["missed_blob_yx"][-1] == [18, 19]
+    json.dumps(qc)  # JSON-ready

@@ -6,6 +6,8 @@ select them for laser microdissection, quantify a search-engine report, run the 
 score pathways and build the cohort report, chained on one simulated sample and a simulated cohort.
 """
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,7 +31,7 @@ from dvp_pipeline.quant import quantify_cohort
 from dvp_pipeline.report import cohort_report
 from dvp_pipeline.segmentation import match_labels
 from dvp_pipeline.selection import lmd_collection, select_sample
-from dvp_pipeline.slide import plan_slide, segment_slide
+from dvp_pipeline.slide import plan_slide, save_tile, segment_plan_tile, segment_slide
 from dvp_pipeline.stats import moderated_ttest
 
 CHANNELS = list(simulate.CHANNELS)
@@ -240,3 +242,35 @@ def test_a_cell_type_without_cells_is_warned_about(segmented, caplog):
     corners = np.array([[0.0, 0.0], [384.0, 0.0], [0.0, 384.0]])
     select_sample(cells, segmented.labels, options, sample="TEN01", calibration=corners, pixel_size_um=0.5)
     assert any("pool TEN01_ghost_1 reached 0" in r.getMessage() for r in caplog.records)
+
+
+def test_segment_qc_is_small_on_a_good_segmentation_and_the_same_from_tile_jobs(tissue, segmented, tmp_path):
+    """The truth-free QC comes with every segmentation, and tile jobs gathered give the same numbers."""
+    qc = segmented.qc
+    assert qc["n_cells"] == segmented.n_cells
+    assert qc["suspect_merge_fraction"] < 0.08 and qc["missed_fraction"] < 0.08
+    blobs = np.array(qc["missed_blob_yx"], dtype=int).reshape(-1, 2)
+    assert len(blobs) == qc["missed_blobs"] and (segmented.nuclei[blobs[:, 0], blobs[:, 1]] == 0).all()
+    path = tmp_path / "TEN01.ome.tif"
+    simulate.write_ome_tiff(tissue.image, path, channels=CHANNELS, pixel_size_um=0.5)
+    with open_image(path) as image:
+        plan = plan_slide(
+            image, SegmentOptions.from_mapping({"tile_size": 256}), nuclear_channel="DAPI", pixel_size_um=0.5
+        )
+        saved = []
+        for index in range(len(plan["tiles"])):
+            tile, cells, nuclei = segment_plan_tile(image, plan, index)
+            saved.append(tmp_path / f"{index}.npz")
+            save_tile(saved[-1], tile, cells, nuclei)
+        segment_slide(
+            image,
+            plan,
+            sample="TEN01",
+            pixel_size_um=0.5,
+            neighbourhood_radius_um=30,
+            labels=tmp_path / "labels.tif",
+            cells=tmp_path / "cells.parquet",
+            tiles=saved,
+            qc=tmp_path / "segment_qc.json",
+        )
+    assert json.loads((tmp_path / "segment_qc.json").read_text()) == qc

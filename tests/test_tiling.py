@@ -1,4 +1,5 @@
 import json
+import os
 import re
 
 import numpy as np
@@ -118,6 +119,27 @@ def test_cli_tiles_as_jobs_equal_one_job(slide_file, tmp_path):
     pd.testing.assert_frame_equal(one, jobs)
     # Gathering tiles in the wrong order is an error.
     assert _segment(slide_file, tmp_path / "bad", "--plan", str(plan), "--gather", *tiles[::-1], *options) == 2
+
+
+def test_cli_result_does_not_depend_on_the_worker_count(slide_file, tmp_path, capsys):
+    options = ["--options", json.dumps({"tile_size": 256})]
+    assert _segment(slide_file, tmp_path / "one", "--workers", "1", *options) == 0
+    # two processes segment and measure the 9 tiles; the config key works like --workers
+    assert _segment(slide_file, tmp_path / "two", "--options", json.dumps({"tile_size": 256, "workers": 2})) == 0
+    for name in ("labels.tif", "nuclei.tif"):
+        assert (tifffile.imread(tmp_path / "one" / name) == tifffile.imread(tmp_path / "two" / name)).all()
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "one" / "cells.parquet"),
+        pd.read_parquet(tmp_path / "two" / "cells.parquet"),
+        check_exact=True,
+    )
+    assert _segment(slide_file, tmp_path / "bad", "--workers", "0", *options) == 2
+    assert "--workers: expected a positive number of processes, got 0" in capsys.readouterr().err
+
+
+def test_default_workers_are_the_cores_or_fewer():
+    plan = {"tiles": [{"region": [0, 2208, 0, 2208]}]}
+    assert 1 <= slide_stage.default_workers(plan) <= len(os.sched_getaffinity(0))
 
 
 def test_cli_preview_segments_a_few_tiles_and_writes_nothing_else(slide_file, tmp_path, caplog):

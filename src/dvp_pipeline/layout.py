@@ -54,6 +54,10 @@ class Results:
         """The measured cells table."""
         return self._path(sample, "cells.parquet")
 
+    def segment_qc(self, sample: str) -> str:
+        """Truth-free segmentation QC: likely merged and missed cells (:func:`dvp_pipeline.seg_metrics.segment_qc`)."""
+        return self._path(sample, "segment_qc.json")
+
     def tile_plan(self, sample: str) -> str:
         """The tiling plan when tiles are jobs."""
         return self._path(sample, "tiles", "plan.json")

@@ -96,7 +96,8 @@ class ClassicalOptions(Options):
     membrane_channel: str | None
     cytoplasm_channel: str | None
     background_radius_um: float | None
-    seeds: str
+    seeds: str | None
+    min_snr: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +110,7 @@ class CellposeOptions(Options):
     flow_threshold: float
     cellprob_threshold: float
     gpu: bool
-    batch_size: int
+    batch_size: int | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +123,7 @@ class SegmentOptions(Options):
     overlap_um: float
     tiles_as_jobs: bool
     neighbourhood_radius_um: float
+    workers: int | None
     classical: ClassicalOptions
     cellpose: CellposeOptions
 

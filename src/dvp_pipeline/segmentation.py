@@ -5,11 +5,13 @@ First science step of the pipeline (``dvp segment``): its labels feed
 laser-microdissection export, which cuts out exactly these cell outlines. Two methods:
 
 ``classical``
-    Nuclei from the nuclear stain (Gaussian smoothing, automatic threshold, hole filling, size
-    filter, distance-transform watershed to split touching nuclei), then cells by a watershed from
-    the nuclei on a membrane or cytoplasm channel when one is given, else as the nuclei grown by a
-    fixed distance without overlap (``skimage.segmentation.expand_labels``). Needs no extra
-    packages and no training; good for nuclear-dense tissue with a clear DAPI/Hoechst stain.
+    Nuclei from the nuclear stain, then cells by a watershed from the nuclei on a membrane or
+    cytoplasm channel when one is given, else as the nuclei grown by a fixed distance without
+    overlap (``skimage.segmentation.expand_labels``). The default ``threshold="auto"`` finds each
+    nucleus above its local background and noise and cuts it at half its own brightness, so dim
+    nuclei, uneven illumination and packed nuclei hold (:func:`segment_nuclei`); the single-level
+    thresholds (Otsu and others, the method of earlier versions) remain as options. Needs no extra
+    packages and no training.
 ``cellpose``
     The Cellpose deep-learning model (``pip install 'dvp-pipeline[cellpose]'``; the Cellpose 3.1 and
     4.x APIs), optionally with a cytoplasm/membrane channel; better on crowded or irregular cells.
@@ -31,13 +33,23 @@ import logging
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from skimage import filters
 from skimage.feature import peak_local_max
 from skimage.segmentation import expand_labels, relabel_sequential, watershed
 
 from dvp_pipeline.errors import DVPError
 
-__all__ = ["local_threshold", "match_labels", "nuclear_signal", "segment", "segment_cells_and_nuclei", "segment_nuclei"]
+__all__ = [
+    "auto_reach",
+    "local_threshold",
+    "match_labels",
+    "nuclear_signal",
+    "segment",
+    "segment_cells_and_nuclei",
+    "segment_nuclei",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,25 +78,28 @@ def segment(image: np.ndarray, *, method: str = "classical", **options) -> np.nd
         every size option is in micrometres) and ``nuclear_channel`` (index into the channel axis,
         default 0).
 
-        classical: ``smoothing_sigma_um`` (0.5), ``threshold`` (``"otsu"``, ``"li"``,
-        ``"triangle"`` or a number in smoothed image intensity units; default ``"otsu"``),
-        ``nucleus_diameter_um`` (7.0; sets the watershed marker spacing), ``min_nucleus_area_um2``
+        classical: ``smoothing_sigma_um`` (0.5), ``threshold`` (``"auto"``, the default: per
+        nucleus, see :func:`segment_nuclei`; or one level for the image: ``"otsu"``, ``"li"``,
+        ``"triangle"`` or a number in smoothed image intensity units), ``min_snr`` (5.0; ``auto``
+        only: noise SDs above the local background a nucleus needs), ``nucleus_diameter_um`` (7.0;
+        the scale of seeds, background and merging), ``min_nucleus_area_um2``
         (8.0; smaller objects are dropped), ``cell_expansion_um`` (3.0; how far cells reach beyond
         their nucleus; 0 returns nuclei), ``membrane_channel`` or ``cytoplasm_channel`` (index of a
         channel that outlines cells: cells are then a watershed from the nuclei on it, within
         ``cell_expansion_um`` of their nucleus; ``None``, the default, grows the nuclei evenly).
-        Opt-in, for uneven, dim or crowded nuclear stains (``bench/bench_segment_quality.py``):
-        ``threshold="local"`` (a local mean over two nucleus diameters, :func:`local_threshold`),
-        ``background_radius_um`` (``None``; subtract a grey opening of this radius first,
-        :func:`nuclear_signal`) and ``seeds`` (``"distance"``, the default, or ``"intensity"``:
-        Laplacian-of-Gaussian seeds flooded along the stain; see :func:`segment_nuclei`).
+        Also: ``threshold="local"`` (a local mean over two nucleus diameters, :func:`local_threshold`),
+        ``background_radius_um`` (``None``; the grey opening's radius, :func:`nuclear_signal`) and,
+        for the single-level thresholds, ``seeds`` (``"distance"``, the default, or ``"intensity"``:
+        Laplacian-of-Gaussian seeds flooded along the stain); quality of each in
+        ``bench/results/segment_quality.md``.
 
         cellpose: ``model`` (``None`` = the installed version's generalist model, ``cyto3`` in
         Cellpose 3, ``cpsam`` in Cellpose 4; or a model name or file), ``cytoplasm_channel`` (index
         of a cytoplasm/membrane channel, or ``None`` to segment from the nuclear stain alone),
         ``diameter_um`` (expected cell diameter; ``None``, the default, uses the model's own
         scale), ``flow_threshold`` (0.4), ``cellprob_threshold`` (0.0), ``gpu`` (False; used only
-        when torch sees a GPU), ``batch_size`` (8; network tiles per batch). Nuclei of Cellpose cells
+        when torch sees a GPU), ``batch_size`` (network tiles per batch; ``None``: 8 on CPU, 64 on a
+        GPU). Nuclei of Cellpose cells
         are the cell pixels above the nuclear stain's Otsu threshold when a cytoplasm channel is
         given, else the cells themselves.
 
@@ -134,6 +149,9 @@ def segment_cells_and_nuclei(
         image = image[np.newaxis]
     if image.ndim != 3 or image.shape[1] == 0 or image.shape[2] == 0:
         raise DVPError(f"image has shape {image.shape}; expected (channels, y, x) or (y, x)")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        bad = int(image.size - np.count_nonzero(np.isfinite(image)))
+        raise DVPError(f"image has {bad} pixel value(s) that are NaN or infinite; expected finite intensities")
     func = methods[method]
     allowed = [p for p in inspect.signature(func).parameters if p != "image"]
     unknown = sorted(set(options) - set(allowed))
@@ -170,14 +188,15 @@ def _segment_classical(
     pixel_size_um: float = 0.5,
     nuclear_channel: int = 0,
     smoothing_sigma_um: float = 0.5,
-    threshold: str | float = "otsu",
+    threshold: str | float = "auto",
     nucleus_diameter_um: float = 7.0,
     min_nucleus_area_um2: float = 8.0,
     cell_expansion_um: float = 3.0,
     membrane_channel: int | None = None,
     cytoplasm_channel: int | None = None,
     background_radius_um: float | None = None,
-    seeds: str = "distance",
+    seeds: str | None = None,
+    min_snr: float = 5.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     nuclei = segment_nuclei(
         image[nuclear_channel],
@@ -188,6 +207,7 @@ def _segment_classical(
         min_nucleus_area_um2=min_nucleus_area_um2,
         background_radius_um=background_radius_um,
         seeds=seeds,
+        min_snr=min_snr,
     )
     if cell_expansion_um < 0:
         raise DVPError(f"cell_expansion_um must be >= 0, got {cell_expansion_um}")
@@ -277,11 +297,12 @@ def segment_nuclei(
     *,
     pixel_size_um: float = 0.5,
     smoothing_sigma_um: float = 0.5,
-    threshold: str | float = "otsu",
+    threshold: str | float = "auto",
     nucleus_diameter_um: float = 7.0,
     min_nucleus_area_um2: float = 8.0,
     background_radius_um: float | None = None,
-    seeds: str = "distance",
+    seeds: str | None = None,
+    min_snr: float = 5.0,
 ) -> np.ndarray:
     """Segment nuclei in a nuclear-stain image (the first half of the classical method).
 
@@ -292,13 +313,18 @@ def segment_nuclei(
     pixel_size_um, smoothing_sigma_um, threshold, nucleus_diameter_um, min_nucleus_area_um2
         As in :func:`segment`.
     background_radius_um
-        Subtract the stain's background, a grey opening with a square of this half-width, before
-        thresholding; ``None`` (default) keeps the stain as it is. Larger than a nucleus radius.
+        Half-width of the grey opening that estimates the stain's background. ``threshold="auto"``
+        always subtracts a background (``None``: 1.5 nucleus radii); the single-level thresholds
+        subtract one only when it is given.
     seeds
-        ``"distance"`` (default): one watershed seed per maximum of the distance to the background,
-        the watershed floods the distance map; ``"intensity"``: seeds are the blob peaks of the
-        stain at the nucleus scale (Laplacian of Gaussian), and the watershed floods the stain
-        itself, so touching nuclei part at the dimmer seam between them even without a waist.
+        For the single-level thresholds only (``threshold="auto"`` finds its own): ``"distance"``
+        (the default): one watershed seed per maximum of the distance to the background, the
+        watershed floods the distance map; ``"intensity"``: seeds are the blob peaks of the stain at
+        the nucleus scale (Laplacian of Gaussian), and the watershed floods that response, so
+        touching nuclei part at the dimmer seam between them even without a waist.
+    min_snr
+        ``threshold="auto"``: how many noise standard deviations of the smoothed stain a pixel must
+        stand above its background to belong to a nucleus.
 
     Returns
     -------
@@ -308,11 +334,31 @@ def segment_nuclei(
         ("smoothing_sigma_um", smoothing_sigma_um),
         ("nucleus_diameter_um", nucleus_diameter_um),
         ("min_nucleus_area_um2", min_nucleus_area_um2),
+        ("min_snr", min_snr),
     ]:
-        if not isinstance(value, int | float) or value < 0:
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             raise DVPError(f"{name} must be a number >= 0, got {value!r}")
-    if seeds not in _SEEDS:
+    if isinstance(threshold, str) and threshold not in (*_THRESHOLDS, "local", "auto"):
+        raise DVPError(
+            f"threshold {threshold!r} unknown; expected auto, one of {', '.join(_THRESHOLDS)}, local or a number"
+        )
+    if seeds is not None and seeds not in _SEEDS:
         raise DVPError(f"seeds {seeds!r} unknown; expected one of {', '.join(_SEEDS)}")
+    if threshold == "auto":
+        if seeds is not None:
+            raise DVPError(
+                "seeds applies to the single-level thresholds (otsu, li, triangle, local or a number); "
+                "threshold auto finds its own seeds: remove seeds, or choose one of those thresholds"
+            )
+        return _nuclei_auto(
+            nuclear,
+            pixel_size_um=pixel_size_um,
+            smoothing_sigma_um=smoothing_sigma_um,
+            nucleus_diameter_um=nucleus_diameter_um,
+            min_nucleus_area_um2=min_nucleus_area_um2,
+            background_radius_um=background_radius_um,
+            min_snr=min_snr,
+        )
     smoothed = nuclear_signal(
         nuclear,
         pixel_size_um=pixel_size_um,
@@ -321,10 +367,6 @@ def segment_nuclei(
     )
 
     if isinstance(threshold, str):
-        if threshold not in (*_THRESHOLDS, "local"):
-            raise DVPError(
-                f"threshold {threshold!r} unknown; expected one of {', '.join(_THRESHOLDS)}, local or a number"
-            )
         if smoothed.min() == smoothed.max():  # a blank image has no foreground (and breaks Otsu)
             return np.zeros(smoothed.shape, dtype=np.int32)
         if threshold == "local":
@@ -344,7 +386,7 @@ def segment_nuclei(
     components[~mask] = 0
 
     radius_px = max(1, int(round(nucleus_diameter_um / pixel_size_um / 2)))
-    if seeds == "distance":
+    if seeds in (None, "distance"):
         # Markers are maxima of the distance to the background, one per nucleus: peaks closer than
         # a nucleus radius belong to the same nucleus. A light blur removes ridge plateaus that
         # would otherwise give several peaks along one elongated nucleus.
@@ -353,14 +395,8 @@ def segment_nuclei(
         peaks = peak_local_max(distance, min_distance=radius_px, labels=components, exclude_border=False)
         relief = -distance
     else:
-        # Blob peaks of the stain: a Laplacian of Gaussian at half the nucleus radius responds at
-        # the centre of each bright disk, also where nuclei are packed without a waist between them
-        # (which the distance map merges), and the watershed floods that response, so touching
-        # nuclei part along the dimmer seam between their centres. Scales measured on the hard
-        # synthetic sections (bench/bench_segment_quality.py): sigma 0.5 r and a peak spacing of
-        # 0.6 r beat r / sqrt(2) (the ideal disk scale), which blurs packed neighbours together.
-        blob = -ndi.gaussian_laplace(smoothed, sigma=0.5 * radius_px)
-        spacing = max(1, int(round(0.6 * radius_px)))
+        blob = -ndi.gaussian_laplace(smoothed, sigma=_LOG_SCALE * radius_px)
+        spacing = max(1, int(round(_SEED_SPACING * radius_px)))
         peaks = peak_local_max(blob, min_distance=spacing, labels=components, exclude_border=False)
         relief = -blob
     markers = np.zeros(mask.shape, dtype=np.int32)
@@ -374,6 +410,308 @@ def segment_nuclei(
     return nuclei
 
 
+# Scales of the Laplacian-of-Gaussian seeds, in nucleus radii, measured on the hard synthetic sections
+# (bench/bench_segment_quality.py): sigma 0.5 r and a peak spacing of 0.6 r beat r / sqrt(2) (the
+# ideal disk scale), which blurs packed neighbours together.
+_LOG_SCALE = 0.5
+_SEED_SPACING = 0.6
+# threshold "auto": a nucleus ends where its stain falls to this fraction of its own brightness (the
+# 95th percentile above background, robust to a bright chromocentre): the half-maximum contour is
+# where a blurred edge really lies, for dim and bright nuclei alike.
+_EDGE_FRACTION = 0.5
+_PEAK_PERCENTILE = 95
+# Two touching seed regions are one nucleus when their union fills its moment ellipse this well and
+# the blob response between them stays this high (relative to the weaker peak): an elongated nucleus
+# cut in two fills its ellipse (median 0.98 on the demo and hard sections), two touching nuclei
+# leave a waist (median 0.85); see bench/results/segment_quality.md.
+_MERGE_FILL = 0.93
+# The noise is averaged over a box this many nucleus radii wide: wide enough that the noise near
+# nuclei includes some of their texture (fewer false nuclei in textured background: DSB 2018 F1
+# 0.72 at 4 radii, 0.76 at 12), narrow enough to follow the illumination.
+_NOISE_WINDOW = 12
+# Step 4 keeps a left-over piece only when the stain just around it is at most this fraction of its own
+# (dim nuclei of the hard sections: median 0.48; skirts of bright nuclei and fibres in DSB 2018: 0.82).
+_RING_RATIO = 0.7
+_MERGE_SADDLE = 0.65
+
+
+def _nuclei_auto(
+    nuclear: np.ndarray,
+    *,
+    pixel_size_um: float,
+    smoothing_sigma_um: float,
+    nucleus_diameter_um: float,
+    min_nucleus_area_um2: float,
+    background_radius_um: float | None,
+    min_snr: float,
+) -> np.ndarray:
+    """``threshold="auto"``: nuclei found one by one, each cut at its own brightness.
+
+    1. Signal: the smoothed stain minus its background (a grey opening wider than a nucleus), and
+       the local noise of the smoothed stain; pixels more than ``min_snr`` noise SDs above the
+       background can belong to nuclei. This removes the camera offset, haze and the additive part
+       of uneven illumination, and needs no global level, so tiles need no whole-slide pass.
+    2. Seeds: blob peaks (Laplacian of Gaussian) of the log signal, so that a nucleus 5 times
+       dimmer than its neighbours still makes a peak; the watershed floods the blob response, so
+       packed nuclei part along their seams.
+    3. Edges: each seed region keeps the pixels above half its own brightness: a dim nucleus is as
+       whole as a bright one, and a bright neighbour's blur does not swallow it.
+    4. Dim nuclei pressed between bright ones make no blob peak of their own; what is left of the
+       foreground after step 3, opened at a third of a nucleus radius and at least a third of a
+       nucleus in area, is split by its distance map into further nuclei.
+    5. Over-split nuclei (elongated ones give two blob peaks) are merged when their union is
+       ellipse-shaped and no dimmer seam parts them.
+    """
+    radius = max(1.0, nucleus_diameter_um / pixel_size_um / 2)
+    raw = np.asarray(nuclear, dtype=np.float32)
+    sigma = smoothing_sigma_um / pixel_size_um
+    stain = ndi.gaussian_filter(raw, sigma) if sigma > 0 else raw
+    if background_radius_um is not None:
+        nuclear_signal(raw[:1, :1], background_radius_um=background_radius_um)  # validates the value
+        half = max(1, int(round(background_radius_um / pixel_size_um)))
+    else:
+        half = int(np.ceil(1.5 * radius))
+    # The opening's square result is evened out by a box of its own size (a blocky background would
+    # print its edges into the signal).
+    background = ndi.uniform_filter(ndi.grey_opening(stain, size=(2 * half + 1,) * 2), 2 * half + 1)
+    signal = stain - background
+    noise = _noise_sd(raw, stain, sigma=sigma, window=2 * int(round(_NOISE_WINDOW / 2 * radius)) + 1)
+    found = signal > min_snr * noise
+    if not found.any():
+        return np.zeros(raw.shape, dtype=np.int32)
+
+    blob = -ndi.gaussian_laplace(np.log(np.maximum(signal, 0) + 2 * noise), sigma=_LOG_SCALE * radius)
+    spacing = max(1, int(round(_SEED_SPACING * radius)))
+    markers, n_peaks = _local_peaks(blob, found, spacing)
+    regions = watershed(-blob, markers, mask=found)
+    level = _EDGE_FRACTION * _label_percentile(signal, regions, n_peaks, _PEAK_PERCENTILE)
+    nuclei = np.where(signal >= np.concatenate([[np.inf], level])[regions], regions, 0).astype(np.int32)
+    nuclei = _fill_label_holes(nuclei)
+
+    nuclei = _merge_by_shape(nuclei, blob)
+    more = _nuclei_left_over(found & (nuclei == 0), nuclei, signal, radius)
+    nuclei = np.where(more > 0, more + int(nuclei.max()), nuclei)
+    sizes = np.bincount(nuclei.ravel())
+    small = sizes < min_nucleus_area_um2 / pixel_size_um**2
+    small[0] = False
+    nuclei[small[nuclei]] = 0
+    return nuclei
+
+
+def _nuclei_left_over(rest: np.ndarray, nuclei: np.ndarray, signal: np.ndarray, radius: float) -> np.ndarray:
+    """Step 4 of :func:`_nuclei_auto`: nuclei in the foreground that no seed claimed (labels 1..n, 0 elsewhere).
+
+    Pieces of ``rest`` (opened at 0.4 nucleus radii, at least 0.3 of a nucleus in area) larger than
+    1.5 nuclei are split along their distance map; a piece is kept only when it stands out from what
+    surrounds it outside the nuclei (the median signal of a 2-pixel ring at most ``_RING_RATIO`` of
+    its own): a dim nucleus has an edge of its own, the blur skirt of a bright nucleus or a fibre
+    does not.
+    """
+    rest = ndi.binary_opening(rest, structure=_disk(max(1, int(round(0.4 * radius)))))
+    pieces, n = ndi.label(rest)
+    if n == 0:
+        return pieces
+    small = np.bincount(pieces.ravel()) < 0.3 * np.pi * radius**2
+    small[0] = False
+    pieces[small[pieces]] = 0
+    # A piece up to 1.5 nuclei in area is one nucleus; a larger one is split along its distance map.
+    sizes = np.bincount(pieces.ravel())
+    more = pieces
+    n = len(sizes) - 1
+    boxes = ndi.find_objects(pieces)
+    spacing = max(1, int(round(0.7 * radius)))
+    for k in np.flatnonzero(sizes > 1.5 * np.pi * radius**2):
+        if k == 0:
+            continue
+        box = boxes[k - 1]
+        inside = pieces[box] == k
+        distance = ndi.gaussian_filter(ndi.distance_transform_edt(np.pad(inside, 1)), 1.0)[1:-1, 1:-1]
+        seeds, n_seeds = _local_peaks(distance, inside, spacing)
+        if n_seeds > 1:
+            parts = watershed(-distance, seeds, mask=inside)
+            region = more[box]
+            region[inside] = np.where(parts[inside] > 1, parts[inside] + n - 1, k)
+            n += n_seeds - 1
+    outside = (nuclei == 0) & (more == 0)
+    ring = np.where(outside, ndi.maximum_filter(more, size=5), 0)
+    own = _label_percentile(signal, more, n, 50)
+    around = _label_percentile(signal, ring, n, 50)  # inf where a piece has no ring: nuclei all around
+    keep = np.concatenate([[False], ~(around > _RING_RATIO * own) | ~np.isfinite(around)])
+    more[~keep[more]] = 0
+    return more
+
+
+def auto_reach(radius_px: float) -> float:
+    """How far (pixels) ``threshold="auto"`` looks from a pixel with the default background: the
+    noise window's half-width or the smoothed opening (3 x 1.5 radii), whichever is wider."""
+    return max(_NOISE_WINDOW / 2, 4.5) * max(1.0, radius_px)
+
+
+def _local_peaks(values: np.ndarray, mask: np.ndarray, spacing: int) -> tuple[np.ndarray, int]:
+    """Markers (int32, numbered 1..n) at the maxima of ``values`` within ``mask`` that no higher value
+    in a square of half-width ``spacing`` (inside the mask) beats; a tied plateau gives one marker.
+
+    What ``skimage.feature.peak_local_max`` finds, without its pairwise spacing check (the square
+    maximum filter already spaces the peaks) that made it the slowest step on large tiles.
+    """
+    inside = np.where(mask, values, -np.inf)
+    peaks = mask & (inside == ndi.maximum_filter(inside, size=2 * spacing + 1))
+    markers, n = ndi.label(peaks, structure=np.ones((3, 3)))  # a tied plateau is one marker
+    return markers.astype(np.int32, copy=False), n
+
+
+def _disk(radius: int) -> np.ndarray:
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return yy * yy + xx * xx <= radius * radius
+
+
+def _noise_sd(raw: np.ndarray, smoothed: np.ndarray, *, sigma: float, window: int) -> np.ndarray:
+    """Local standard deviation of the noise of ``smoothed`` (a Gaussian blur of ``raw`` at ``sigma``).
+
+    The noise of a raw pixel is measured as the local RMS of what a 1-pixel blur removes (0.87 of
+    white noise passes that high-pass), over a box of ``window`` pixels, so it follows brightness
+    (shot noise) and stays local; the blur at ``sigma`` then divides it by about 2 sqrt(pi) sigma.
+    """
+    fine = raw - (smoothed if sigma == 1.0 else ndi.gaussian_filter(raw, 1.0))
+    scale = float(np.abs(fine).max()) or 1.0  # squares of float32 overflow above 1e19: square fine / scale
+    fine /= scale
+    sd = np.sqrt(np.maximum(ndi.uniform_filter(fine * fine, window), 0)) * (scale / 0.87)
+    # A floor for noise-free (rendered) images, far below any camera's noise, keeps logs finite.
+    floor = 1e-6 * float(np.abs(smoothed).max()) + 1e-12
+    return np.maximum(sd / (2 * np.sqrt(np.pi) * max(sigma, 0.5)), floor)
+
+
+def _label_groups(
+    labels: np.ndarray, values: np.ndarray, n: int, *, ascending: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``values`` inside labels 1..n grouped by label (ascending within each label if asked), with
+    each label's start and count in the grouped array."""
+    inside = labels > 0
+    lab, val = labels[inside], values[inside]
+    order = np.argsort(val, kind="stable") if ascending else np.arange(len(val))
+    order = order[np.argsort(lab[order], kind="stable")]  # a radix sort: integers, stable
+    lab, val = lab[order], val[order]
+    starts = np.searchsorted(lab, np.arange(1, n + 1))
+    counts = np.searchsorted(lab, np.arange(1, n + 1), side="right") - starts
+    return val, starts, counts
+
+
+def _label_percentile(values: np.ndarray, labels: np.ndarray, n: int, q: float) -> np.ndarray:
+    """The ``q``-th percentile (lower value) of ``values`` in each label 1..n (inf for an empty label)."""
+    val, starts, counts = _label_groups(labels, values, n, ascending=True)
+    if not len(val):
+        return np.full(n, np.inf)
+    at = starts + np.floor(q / 100 * np.maximum(counts - 1, 0)).astype(np.int64)
+    return np.where(counts > 0, val[np.minimum(at, len(val) - 1)], np.inf)
+
+
+def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """The largest of ``values`` in each label 1..n (-inf for an empty label); no sort by value."""
+    val, starts, counts = _label_groups(labels, values, n, ascending=False)
+    out = np.full(n, -np.inf)
+    present = counts > 0
+    if present.any():
+        out[present] = np.maximum.reduceat(val, starts[present])
+    return out
+
+
+def _fill_label_holes(labels: np.ndarray) -> np.ndarray:
+    """Holes inside the foreground go to a label that borders them."""
+    holes = ndi.binary_fill_holes(labels > 0) & (labels == 0)
+    if not holes.any():
+        return labels
+    parts, n = ndi.label(holes)
+    owner = np.zeros(n + 1, dtype=labels.dtype)
+    for a, b in ((parts[:, :-1], labels[:, 1:]), (parts[:, 1:], labels[:, :-1]),
+                 (parts[:-1], labels[1:]), (parts[1:], labels[:-1])):  # fmt: skip
+        edge = (a > 0) & (b > 0)
+        np.maximum.at(owner, a[edge], b[edge])
+    labels = labels.copy()
+    labels[holes] = owner[parts[holes]]
+    return labels
+
+
+def _adjacent_pairs(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (a < b) of 4-adjacent labels and the pass between them: the highest min(value) of a touching pixel pair."""
+    firsts, seconds, passes = [], [], []
+    for a, b, va, vb in ((labels[:, :-1], labels[:, 1:], values[:, :-1], values[:, 1:]),
+                         (labels[:-1], labels[1:], values[:-1], values[1:])):  # fmt: skip
+        edge = (a > 0) & (b > 0) & (a != b)
+        firsts.append(np.minimum(a[edge], b[edge]))
+        seconds.append(np.maximum(a[edge], b[edge]))
+        passes.append(np.minimum(va[edge], vb[edge]))
+    first, second, height = (np.concatenate(x) for x in (firsts, seconds, passes))
+    n = int(labels.max()) + 1
+    keys, index = np.unique(first.astype(np.int64) * n + second, return_inverse=True)
+    saddle = np.full(len(keys), -np.inf)
+    np.maximum.at(saddle, index, height)
+    a, b = np.divmod(keys, n)
+    return a, b, saddle
+
+
+def _merge_by_shape(labels: np.ndarray, blob: np.ndarray) -> np.ndarray:
+    """Merge touching labels whose union fills its moment ellipse and that no dim seam separates."""
+    n = int(labels.max())
+    if n < 2:
+        return labels
+    a, b, saddle = _adjacent_pairs(labels, blob)
+    if not len(a):
+        return labels
+    peak = np.concatenate([[0.0], _label_max(blob, labels, n)])
+    ratio = saddle / np.minimum(peak[a], peak[b])
+    # Pixel moments per label (count, sums of y, x, yy, xx, xy): a union's moments are the sums.
+    inside = labels > 0
+    y, x = np.nonzero(inside)
+    flat = labels[inside]
+    y, x = y.astype(np.float64), x.astype(np.float64)
+    weights = (np.ones_like(y), y, x, y * y, x * x, y * x)
+    moments = np.stack([np.bincount(flat, weights=w, minlength=n + 1) for w in weights], axis=1)
+    parent = np.arange(n + 1)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for k in np.argsort(-ratio, kind="stable"):
+        if ratio[k] < _MERGE_SADDLE:
+            break
+        ra, rb = root(a[k]), root(b[k])
+        if ra == rb:
+            continue
+        union = moments[ra] + moments[rb]
+        if _ellipse_fill(union) >= _MERGE_FILL:
+            parent[rb] = ra
+            moments[ra] = union
+    # A nucleus cut in three or more has no pair that fills an ellipse: each group of labels joined
+    # by high passes is then tried as a whole.
+    high = ratio >= _MERGE_SADDLE
+    roots = np.array([root(i) for i in range(n + 1)])
+    ga, gb = roots[a[high]], roots[b[high]]
+    join = ga != gb
+    if join.any():
+        graph = coo_matrix((np.ones(join.sum()), (ga[join], gb[join])), shape=(n + 1, n + 1))
+        _, group = connected_components(graph, directed=False)
+        members = np.unique(roots[1:])
+        totals = np.zeros((n + 1, 6))
+        np.add.at(totals, group[members], moments[members])
+        sizes = np.bincount(group[members], minlength=n + 1)
+        for g in np.flatnonzero(sizes > 1):
+            if _ellipse_fill(totals[g]) >= _MERGE_FILL:
+                roots[np.isin(roots, members[group[members] == g])] = members[group[members] == g][0]
+    return roots[labels]
+
+
+def _ellipse_fill(m: np.ndarray) -> float:
+    """Area over the area of the moment ellipse (1 for an ellipse, about 0.85 for two touching disks)."""
+    count, sy, sx, syy, sxx, sxy = m
+    vy = syy / count - (sy / count) ** 2 + 1 / 12  # + 1/12: the spread of a pixel itself
+    vx = sxx / count - (sx / count) ** 2 + 1 / 12
+    cov = sxy / count - (sy / count) * (sx / count)
+    return count / (4 * np.pi * np.sqrt(max(vy * vx - cov * cov, 1e-12)))
+
+
 def _segment_cellpose(
     image: np.ndarray,
     *,
@@ -385,7 +723,7 @@ def _segment_cellpose(
     flow_threshold: float = 0.4,
     cellprob_threshold: float = 0.0,
     gpu: bool = False,
-    batch_size: int = 8,
+    batch_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     try:
         from cellpose import models  # noqa: F401  (fails here, with the install hint, when missing)
@@ -405,21 +743,30 @@ def _segment_cellpose(
     diameter = None if diameter_um is None else diameter_um / pixel_size_um
     if data.shape[-1] == 1:
         data = data[..., 0]
+    net = _cellpose_model(model, gpu)
     kwargs = dict(
         diameter=diameter,
         flow_threshold=flow_threshold,
         cellprob_threshold=cellprob_threshold,
-        batch_size=batch_size,
+        # A slide tile is cut into 224-pixel network tiles; 64 per batch keep a GPU busy, a CPU gains
+        # nothing from more than a few.
+        batch_size=batch_size or (64 if net.gpu else 8),
     )
     if data.ndim == 3:
         kwargs["channel_axis"] = -1
-    net = _cellpose_model(model, gpu)
     major = _cellpose_major()
     if major < 4:
         # Cellpose 3 takes the (segment, nucleus) channel pair explicitly (1-based, 0 = grayscale);
         # Cellpose 4 (cpsam) reads up to 3 channels as they come.
         kwargs["channels"] = [0, 0] if cytoplasm_channel is None else [1, 2]
-    log.info("cellpose %s, model %s, diameter %s px, gpu %s", major, model or "default", diameter, net.gpu)
+    log.info(
+        "cellpose %s, model %s, diameter %s px, gpu %s, batch %d",
+        major,
+        model or "default",
+        diameter,
+        net.gpu,
+        kwargs["batch_size"],
+    )
     if float(data.max()) == float(data.min()):  # Cellpose's normalisation divides by the range
         empty = np.zeros(image.shape[1:], dtype=np.int32)
         return empty, empty

@@ -22,14 +22,16 @@ Tiles are independent, so they can also run as separate jobs (``segment.tiles_as
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
 from skimage import filters
 
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.segmentation import nuclear_signal, segment_cells_and_nuclei
+from dvp_pipeline.segmentation import auto_reach, nuclear_signal, segment_cells_and_nuclei
 
 __all__ = [
     "MIN_CONTRAST",
@@ -163,7 +165,7 @@ def global_threshold(
     nuclear_channel: int = 0,
     pixel_size_um: float = 0.5,
     smoothing_sigma_um: float = 0.5,
-    threshold: str | float = "otsu",
+    threshold: str | float = "auto",
     background_radius_um: float | None = None,
     **_ignored,
 ) -> tuple[float | None, float | None]:
@@ -176,13 +178,13 @@ def global_threshold(
     and otherwise the level and the stain's :func:`stain_contrast` at it. With
     ``background_radius_um`` the level is found on the background-subtracted stain
     (:func:`~dvp_pipeline.segmentation.nuclear_signal`, per tile region, then its core). For
-    ``threshold="local"`` the level returned is Otsu's, for the blank and contrast checks only: the
-    tiles threshold locally.
+    ``threshold="local"`` or ``"auto"`` the tiles find their own levels and the one returned is only
+    for the blank and contrast checks: Otsu's on a subsample, in one pass.
     """
     if not isinstance(threshold, str):
         return float(threshold), None
-    if threshold == "local":
-        threshold = "otsu"
+    if threshold in ("local", "auto"):
+        threshold = "sampled otsu"
 
     def smoothed_cores():
         for tile in tiles:
@@ -214,9 +216,13 @@ def global_threshold(
         level = float(filters.threshold_otsu(hist=(counts, centers)))
         sample = np.concatenate(samples)
         return level, stain_contrast(sample, level)
-    functions = {"li": filters.threshold_li, "triangle": filters.threshold_triangle}
+    functions = {
+        "li": filters.threshold_li,
+        "triangle": filters.threshold_triangle,
+        "sampled otsu": filters.threshold_otsu,
+    }
     if threshold not in functions:
-        raise DVPError(f"threshold {threshold!r} unknown; expected one of otsu, li, triangle, local or a number")
+        raise DVPError(f"threshold {threshold!r} unknown; expected auto, otsu, li, triangle, local or a number")
     sample = np.concatenate([core[::4, ::4].ravel() for core in smoothed_cores()])
     if sample.min() == sample.max():
         return None, 0.0
@@ -258,7 +264,7 @@ def plan_tiles(
         level, contrast = global_threshold(image, tiles, **options)
         blank = level is None
         _check_reach(options, overlap)
-        local = options.get("threshold") == "local"  # each tile thresholds itself; the level only checks
+        local = options.get("threshold", "auto") in ("local", "auto")  # tiles find their levels; this one checks
         if level is not None and len(tiles) > 1 and not local:  # one tile finds the same level itself
             options["threshold"] = level
     return {
@@ -274,16 +280,21 @@ def plan_tiles(
 def _check_reach(options: dict, overlap: int) -> None:
     """Warn when the margin is narrower than the classical method's opt-in neighbourhood filters look.
 
-    The background opening (``background_radius_um``) sees 2 radii away and the local threshold
-    about 0.7 of its two-diameter window; beyond the margin a tile's values differ from the whole
+    The background opening (``background_radius_um``) sees 2 radii away (3 with the smoothing of
+    ``threshold="auto"``), the local threshold about 0.7 of its two-diameter window and the noise
+    estimate of ``auto`` half its window; beyond the margin a tile's values differ from the whole
     image's, and cells near tile borders may then differ from an untiled segmentation.
     """
     pixel_size = options.get("pixel_size_um", 0.5)
+    radius = options.get("nucleus_diameter_um", 7.0) / pixel_size / 2
+    threshold = options.get("threshold", "auto")
     reach = 0.0
     if options.get("background_radius_um") is not None:
-        reach = max(reach, 2 * options["background_radius_um"] / pixel_size)
-    if options.get("threshold") == "local":
-        reach = max(reach, 0.7 * 2 * options.get("nucleus_diameter_um", 7.0) / pixel_size)
+        reach = max(reach, (3 if threshold == "auto" else 2) * options["background_radius_um"] / pixel_size)
+    if threshold == "local":
+        reach = max(reach, 0.7 * 4 * radius)
+    if threshold == "auto":
+        reach = max(reach, auto_reach(radius))
     if reach > overlap:
         log.warning(
             "segment.overlap_um (%d px) is narrower than the background/local-threshold reach (%.0f px): "
@@ -410,6 +421,8 @@ def stitch_tiles(
     nuclei_out,
     tile_labels: Callable[[Tile, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     on_tile: Callable[[Tile, np.ndarray, np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+    executor: Executor | None = None,
+    ahead: int = 2,
 ) -> Stitcher:
     """Segment (or take) every tile of a plan and stitch them into ``cells_out`` and ``nuclei_out``.
 
@@ -431,15 +444,14 @@ def stitch_tiles(
         Called after each tile as ``on_tile(tile, pixels, cells, nuclei, ids)`` with the tile
         region's pixels, its final labels restricted to the tile's cells, and their labels; used to
         measure cells tile by tile without reading the slide again.
+    executor, ahead
+        A process pool to segment tiles in, up to ``ahead`` tiles ahead of the stitching (its worker
+        count keeps it busy); the stitching itself stays in tile order here, so the result does not
+        depend on the pool.
     """
     stitcher = Stitcher(cells_out, nuclei_out)
     tiles = tiles_of(plan)
-    for tile in tiles:
-        pixels = read_region(image, tile)
-        if tile_labels is None:
-            cells, nuclei = segment_tile(image, tile, plan=plan, pixels=pixels)
-        else:
-            cells, nuclei = tile_labels(tile, pixels)
+    for tile, pixels, (cells, nuclei) in _labelled_tiles(image, plan, tiles, tile_labels, executor, ahead):
         final_cells, final_nuclei, ids = stitcher.add(tile, cells, nuclei)
         if on_tile is not None:
             on_tile(tile, pixels, final_cells, final_nuclei, ids)
@@ -447,6 +459,32 @@ def stitch_tiles(
     if stitcher.duplicates:
         log.info("%d cell(s) seen by two tiles were kept once", stitcher.duplicates)
     return stitcher
+
+
+def _labelled_tiles(image, plan: dict, tiles: list[Tile], tile_labels, executor: Executor | None, ahead: int):
+    """Each tile with its pixels and its (cells, nuclei) labels, in tile order.
+
+    With an executor, tiles are read here and segmented in the pool, at most ``ahead`` besides the
+    one being stitched: the pool stays busy while memory holds only a few tiles.
+    """
+    if executor is None or tile_labels is not None:
+        for tile in tiles:
+            pixels = read_region(image, tile)
+            if tile_labels is None:
+                yield tile, pixels, segment_tile(image, tile, plan=plan, pixels=pixels)
+            else:
+                yield tile, pixels, tile_labels(tile, pixels)
+        return
+    queue: deque = deque()
+    for tile in tiles:
+        pixels = read_region(image, tile)
+        queue.append((tile, pixels, executor.submit(segment_tile, None, tile, plan=plan, pixels=pixels)))
+        if len(queue) > max(1, ahead):
+            done, pixels_done, future = queue.popleft()
+            yield done, pixels_done, future.result()
+    while queue:
+        done, pixels_done, future = queue.popleft()
+        yield done, pixels_done, future.result()
 
 
 def segment_tiled(

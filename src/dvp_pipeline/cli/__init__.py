@@ -48,20 +48,25 @@ Each stage can also be run by hand; `dvp STAGE --help` lists its inputs, outputs
 Stage options are the keys of that stage's section in config.yaml, passed as --options JSON."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``dvp`` parser; ``only`` (a module of :data:`COMMANDS`) imports that subcommand alone."""
     parser = argparse.ArgumentParser(
         prog="dvp", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"dvp-pipeline {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else [only]:
         importlib.import_module(f"dvp_pipeline.cli.{name}").add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # A stage run imports its own subcommand only (the reports' plotting stack takes a second or two
+    # to import, paid by every Snakemake job otherwise); anything else builds the whole parser.
+    first = next((a for a in argv if not a.startswith("-")), "").replace("-", "_")
+    parser = build_parser(only=first if first in COMMANDS else None)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

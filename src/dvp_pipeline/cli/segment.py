@@ -20,7 +20,15 @@ from dvp_pipeline import io
 from dvp_pipeline.cli._common import add_options_argument, load_options
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.images import open_image
-from dvp_pipeline.slide import plan_slide, preview_tiles, read_plan, save_tile, segment_plan_tile, segment_slide
+from dvp_pipeline.slide import (
+    default_workers,
+    plan_slide,
+    preview_tiles,
+    read_plan,
+    save_tile,
+    segment_plan_tile,
+    segment_slide,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -44,6 +52,9 @@ outputs:
                    then median_, integrated_, p90_, p99_<channel> (whole cell), nucleus_ shape, the
                    same statistics prefixed nucleus_ and cytoplasm_, and neighbours (cells within
                    neighbourhood_radius_um)
+  --qc             optional segmentation QC (JSON): cells whose nucleus looks like merged nuclei (area
+                   above a robust fence or solidity below 0.85) and nuclear-stain blobs without a
+                   nucleus label (likely missed cells), with their positions; shown in the sample report
 
 channels and pixel size:
   --channels       comma-separated names. If the image has OME channel names these select (and
@@ -82,6 +93,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--labels", metavar="OUT.tif", help="cell label image to write")
     parser.add_argument("--nuclei", metavar="OUT.tif", help="nucleus label image to write (optional)")
     parser.add_argument("--cells", metavar="OUT.parquet", help="cells table to write")
+    parser.add_argument("--qc", metavar="OUT.json", help="segmentation QC to write (optional)")
     parser.add_argument("--channels", metavar="NAMES", help="comma-separated channel names (see below)")
     parser.add_argument("--nuclear-channel", metavar="NAME", help="nuclear stain channel (default: first)")
     parser.add_argument("--pixel-size", type=float, metavar="UM", help="micrometres per pixel")
@@ -92,6 +104,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--gather", nargs="+", metavar="T.npz", help="tiles' results to stitch, in plan order")
     parser.add_argument("--preview", metavar="OUT.png", help="segment a few tiles and draw them, nothing else")
     parser.add_argument("--preview-tiles", type=int, default=3, metavar="N", help="tiles in --preview (default 3)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes segmenting and measuring tiles side by side (default: segment.workers, else the "
+        "available cores, fewer when memory is short); the result is the same for any number",
+    )
     add_options_argument(parser, "segment")
     parser.set_defaults(func=run)
     return parser
@@ -165,10 +184,32 @@ def run(args) -> None:
                 nuclei=args.nuclei,
                 cells=args.cells,
                 tiles=args.gather,
+                workers=_workers(args, options, plan),
+                qc=args.qc,
             )
         except DVPError as err:
             raise DVPError(f"{args.image}: {err}") from err
     log.info("%s: %d cells in %.1f s", args.sample, result.n_cells, time.perf_counter() - started)
+    qc = result.qc
+    log.info(
+        "%s: %d cell(s) (%.1f%%) look like merged nuclei, %d nuclear-stain blob(s) (%.1f%%) have no nucleus",
+        args.sample,
+        qc["suspect_merges"],
+        100 * qc["suspect_merge_fraction"],
+        qc["missed_blobs"],
+        100 * qc["missed_fraction"],
+    )
+
+
+def _workers(args, options, plan: dict) -> int:
+    """Worker processes: --workers, else segment.workers, else as many as the cores and memory allow."""
+    workers = args.workers if args.workers is not None else options.workers
+    if workers is None:
+        workers = default_workers(plan)
+        log.info("%d worker process(es) (--workers)", workers)
+    if workers < 1:
+        raise DVPError(f"--workers: expected a positive number of processes, got {workers}")
+    return workers
 
 
 def _plan(args, image, options, pixel_size: float) -> dict:

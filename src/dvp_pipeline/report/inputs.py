@@ -48,6 +48,7 @@ __all__ = [
     "read_sample_inputs",
     "read_thumbnail_image",
     "resolve_image",
+    "segment_qc_crop",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 WRITERS = {
     "cells_classified": "dvp classify",
     "labels": "dvp segment",
+    "segment_qc": "dvp segment",
     "thresholds": "dvp classify",
     "selection": "dvp select",
     "preview": "dvp select",
@@ -69,8 +71,17 @@ WRITERS = {
     "classifier_confusion": "dvp train-classifier",
     "classifier_summary": "dvp train-classifier",
 }
-#: Inputs of the sample report, in reading order (every one required).
-SAMPLE_INPUTS = ("cells_classified", "labels", "thresholds", "selection", "preview", "quant_qc", "pathway_scores")
+#: Inputs of the sample report, in reading order (all required but the segmentation QC, shown when present).
+SAMPLE_INPUTS = (
+    "cells_classified",
+    "labels",
+    "segment_qc",
+    "thresholds",
+    "selection",
+    "preview",
+    "quant_qc",
+    "pathway_scores",
+)
 #: Inputs of the cohort report, in reading order; the classifier's are read when present.
 COHORT_INPUTS = (
     "quant_qc",
@@ -81,7 +92,9 @@ COHORT_INPUTS = (
     "classifier_confusion",
     "classifier_summary",
 )
-_OPTIONAL = ("classifier_confusion", "classifier_summary")
+_OPTIONAL = ("classifier_confusion", "classifier_summary", "segment_qc")
+#: Side of the segmentation-QC window in full-resolution pixels.
+QC_CROP_PX = 320
 
 
 class InputLog:
@@ -131,7 +144,7 @@ def describe_inputs(results: Results) -> str:
     for kind, names in (("sample", SAMPLE_INPUTS), ("cohort", COHORT_INPUTS)):
         lines.append(f"  {kind}:")
         for name in names:
-            note = "  (supervised classifier only; read when present)" if name in _OPTIONAL else ""
+            note = "  (read when present)" if name in _OPTIONAL else ""
             lines.append(f"    {pattern(name):<52} {WRITERS[name]}{note}")
         if kind == "sample":
             lines.append(f"    {'the image named in the samples sheet':<52} (example cells read window by window)")
@@ -194,22 +207,11 @@ def gallery_crops(
     The cells are chosen by :func:`~dvp_pipeline.report.figures.imaging.gallery_cells` (types in
     ``order``); only the crop windows are read from the image and the labels (both opened lazily).
     """
-    from dvp_pipeline.images import open_image
-
     if not {"centroid_y", "centroid_x", "cell_id"} <= set(cells.columns):
         raise DVPError("cells table: expected columns cell_id, centroid_y, centroid_x (pixels) for the gallery")
     chosen = gallery_cells(cells, per_type=per_type, order=order)
-    marker_names = [c[len("mean_") :] for c in cells.columns if c.startswith("mean_")]
-    try:
-        image = open_image(image_path, channels=marker_names or None)
-    except DVPError:
-        # the cells' channel names may not be the file's (unnamed channels, a subset): show the file's
-        image = open_image(image_path)
-    with image, open_image(labels_path) as labels:
-        if tuple(labels.shape[1:]) != tuple(image.shape[1:]):
-            raise DVPError(
-                f"{labels_path}: labels are {labels.shape[1:]}, the image {image.shape[1:]}; not the same slide"
-            )
+    image, labels = _open_image_and_labels(cells, image_path, labels_path)
+    with image, labels:
         height, width = image.shape[1:]
         crops = []
         for row in chosen.itertuples(index=False):
@@ -227,6 +229,67 @@ def gallery_crops(
                 }
             )
         return crops, list(image.names)
+
+
+def _open_image_and_labels(cells: pd.DataFrame, image_path: str | Path, labels_path: str | Path):
+    """The image (channels named as in the cells table when they can be) and its labels, opened lazily."""
+    from dvp_pipeline.images import open_image
+
+    marker_names = [c[len("mean_") :] for c in cells.columns if c.startswith("mean_")]
+    try:
+        image = open_image(image_path, channels=marker_names or None)
+    except DVPError:
+        # the cells' channel names may not be the file's (unnamed channels, a subset): show the file's
+        image = open_image(image_path)
+    labels = open_image(labels_path)
+    if tuple(labels.shape[1:]) != tuple(image.shape[1:]):
+        image.close()
+        labels.close()
+        raise DVPError(f"{labels_path}: labels are {labels.shape[1:]}, the image {image.shape[1:]}; not the same slide")
+    return image, labels
+
+
+def segment_qc_crop(
+    cells: pd.DataFrame, qc: dict, image_path: str | Path, labels_path: str | Path, *, crop_px: int
+) -> tuple[dict, list[str]]:
+    """A full-resolution window showing the most flagged cells of the segmentation QC, and its channel names.
+
+    The window (``crop_px`` square) is centred on the densest cluster of likely merged cells (their
+    centroids, flagged by :func:`~dvp_pipeline.seg_metrics.merge_suspects` with the fence recorded in
+    ``qc``) and missed blobs (``qc["missed_blob_yx"]``); only it is read from the image and labels.
+    Returns the crop as :func:`~dvp_pipeline.report.figures.segmentation_qc_figure` takes it.
+    """
+    from dvp_pipeline.seg_metrics import merge_suspects
+
+    suspects = merge_suspects(
+        cells, fence_um2=qc.get("nucleus_area_fence_um2") or np.inf, min_solidity=qc["min_nucleus_solidity"]
+    )
+    flagged = cells.loc[suspects, ["cell_id", "centroid_y", "centroid_x"]]
+    blobs = np.asarray(qc.get("missed_blob_yx") or np.zeros((0, 2)), dtype=float).reshape(-1, 2)
+    points = np.concatenate([flagged[["centroid_y", "centroid_x"]].to_numpy(dtype=float), blobs])
+    image, labels = _open_image_and_labels(cells, image_path, labels_path)
+    with image, labels:
+        height, width = image.shape[1:]
+        centre = np.array([height / 2, width / 2])
+        if len(points):
+            # the coarse cell (half a window) holding most flags, then the mean of its flags
+            cell = np.floor(points / max(crop_px // 2, 1)).astype(np.int64)
+            keys, inverse, counts = np.unique(cell, axis=0, return_inverse=True, return_counts=True)
+            centre = points[inverse.ravel() == int(np.argmax(counts))].mean(axis=0)
+        y0 = int(np.clip(round(centre[0]) - crop_px // 2, 0, max(height - crop_px, 0)))
+        x0 = int(np.clip(round(centre[1]) - crop_px // 2, 0, max(width - crop_px, 0)))
+        window = (slice(y0, min(y0 + crop_px, height)), slice(x0, min(x0 + crop_px, width)))
+        pixels, crop_labels = image.read(*window), labels.read(*window)[0]
+        names = list(image.names)
+    inside = (blobs[:, 0] >= y0) & (blobs[:, 0] < y0 + crop_px) & (blobs[:, 1] >= x0) & (blobs[:, 1] < x0 + crop_px)
+    crop = {
+        "pixels": pixels,
+        "labels": crop_labels,
+        "origin": (y0, x0),
+        "suspects": flagged["cell_id"].to_numpy(dtype=np.int64),
+        "blobs": blobs[inside] - [y0, x0],
+    }
+    return crop, names
 
 
 def _design(files: InputLog, samples_path: str | Path, runs_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -250,6 +313,9 @@ class SampleInputs:
     quant_qc: pd.DataFrame
     pathway_scores: pd.DataFrame
     labels: np.ndarray
+    segment_qc: dict | None = None
+    qc_crop: dict | None = None
+    qc_crop_channels: list[str] | None = None
     image: np.ndarray | None = None
     image_channels: list[str] | None = None
     gallery: list[dict] | None = None
@@ -337,6 +403,20 @@ def read_sample_inputs(
     labels_path = _required(results.labels(sample), "labels")
     labels = tifffile.imread(labels_path)
     files.record(results.labels(sample))
+    qc = qc_crop = qc_crop_channels = None
+    if Path(results.segment_qc(sample)).is_file():
+        qc = json.loads(Path(results.segment_qc(sample)).read_text(encoding="utf-8"))
+        files.record(results.segment_qc(sample))
+        try:
+            qc_crop, qc_crop_channels = segment_qc_crop(
+                tables["cells"], qc, image_path, labels_path, crop_px=QC_CROP_PX
+            )
+        except DVPError as err:
+            files.notes.append(f"segmentation QC window not shown: {err}")
+    else:
+        files.notes.append(
+            f"{results.segment_qc(sample)} not found: segmentation quality not shown (run `dvp segment --qc`)"
+        )
     gallery = gallery_channels = None
     if options.gallery_cells > 0 and "cell_type" in tables["cells"].columns:
         try:
@@ -357,6 +437,9 @@ def read_sample_inputs(
         preview_png=preview_png,
         plate_png=plate_png,
         labels=labels,
+        segment_qc=qc,
+        qc_crop=qc_crop,
+        qc_crop_channels=qc_crop_channels,
         image=image,
         image_channels=image_channels,
         gallery=gallery,

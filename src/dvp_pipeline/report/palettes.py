@@ -32,6 +32,8 @@ __all__ = [
     "EMPHASIS_COLOR",
     "NS_COLOR",
     "NUCLEAR_COLOR",
+    "QC_MERGE_COLOR",
+    "QC_MISSED_COLOR",
     "UNASSIGNED_COLOR",
     "UP_COLOR",
     "cell_type_palette",
@@ -72,6 +74,10 @@ CHANNEL_CYCLE = ((0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (1.0, 0.0, 1.0), (1.0, 1.0, 0
 UP_COLOR, DOWN_COLOR, NS_COLOR = "#b2182b", "#2166ac", "#bdbdbd"
 #: Frame of the emphasised (JAK/STAT) gene-set figures.
 EMPHASIS_COLOR = "#e6a100"
+#: Segmentation QC marks on the composite: likely merged nuclei (outline) and likely missed ones (ring);
+#: orange and cyan-white stand apart from the nuclear blue and the first marker colours.
+QC_MERGE_COLOR = "#ff8c00"
+QC_MISSED_COLOR = "#9ffcff"
 
 
 def _present(names: Iterable) -> list[str]:

@@ -13,6 +13,8 @@ from dvp_pipeline.report.figures.imaging import (
     gallery_cells,
     image_figure,
     marker_histograms_figure,
+    nucleus_shape_figure,
+    segmentation_qc_figure,
 )
 from dvp_pipeline.report.figures.ms import (
     identifications_figure,
@@ -40,11 +42,13 @@ __all__ = [
     "intensity_cv_figure",
     "marker_histograms_figure",
     "missing_values_figure",
+    "nucleus_shape_figure",
     "pathway_dotplot_figure",
     "pathway_heatmap_figure",
     "pathway_score_figure",
     "pathway_scores_long",
     "pca_figure",
+    "segmentation_qc_figure",
     "set_member_heatmap_figure",
     "volcano_figure",
 ]

@@ -13,13 +13,21 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import to_rgb as matplotlib_rgb
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 from dvp_pipeline.errors import DVPError
 from dvp_pipeline.report.figures._util import default_options, isna
-from dvp_pipeline.report.palettes import cell_type_palette, channel_colors, channel_palette
+from dvp_pipeline.report.palettes import (
+    QC_MERGE_COLOR,
+    QC_MISSED_COLOR,
+    cell_type_palette,
+    channel_colors,
+    channel_palette,
+)
 
 __all__ = [
     "cell_gallery_figure",
@@ -28,6 +36,8 @@ __all__ = [
     "gallery_cells",
     "image_figure",
     "marker_histograms_figure",
+    "nucleus_shape_figure",
+    "segmentation_qc_figure",
 ]
 
 _HISTOGRAM_COLOR = "#607d8b"  # markers without a composite colour
@@ -434,4 +444,134 @@ def marker_histograms_figure(
     for ax in axes[len(channels) :]:
         ax.set_visible(False)
     fig.suptitle("Marker intensities per cell (dashed: positivity threshold)")
+    return fig
+
+
+def _cut_line(ax, x: float, text: str, *, right: bool) -> None:
+    """A QC cut as a dashed line, its text boxed in the upper right (or left) corner."""
+    ax.axvline(x, color=QC_MERGE_COLOR, linestyle="--", linewidth=1.5)
+    ax.text(
+        0.98 if right else 0.02,
+        0.95,
+        text,
+        transform=ax.transAxes,
+        ha="right" if right else "left",
+        va="top",
+        fontsize=8,
+        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+    )
+
+
+def nucleus_shape_figure(cells: pd.DataFrame, qc: Mapping) -> Figure:
+    """Histograms of nucleus area (log axis) and solidity with the merge checks' cuts.
+
+    Parameters
+    ----------
+    cells
+        The sample's cells table (``nucleus_area_um2`` and ``nucleus_solidity``; the whole cell's
+        ``area_um2`` and ``solidity`` without them).
+    qc
+        ``segment_qc.json`` (``nucleus_area_fence_um2``, ``min_nucleus_solidity``).
+    """
+    from dvp_pipeline.seg_metrics import nucleus_shape
+
+    area, solidity = nucleus_shape(cells)
+    area, solidity = area[np.isfinite(area) & (area > 0)], solidity[np.isfinite(solidity)]
+    fence, cut = qc.get("nucleus_area_fence_um2"), qc.get("min_nucleus_solidity")
+    fig = Figure(figsize=(9.0, 3.2), layout="constrained")
+    ax_area, ax_solidity = fig.subplots(1, 2)
+    if area.size:
+        top = max(float(area.max()), float(fence or 0)) * 1.05
+        bins = np.geomspace(max(float(area.min()), 1e-3), top, 60)
+        ax_area.hist(area, bins=bins, color=_HISTOGRAM_COLOR, alpha=0.7, edgecolor="none")
+        ax_area.set_xscale("log")
+        ax_area.xaxis.set_major_formatter(ScalarFormatter())
+        ax_area.xaxis.set_minor_formatter(NullFormatter())
+    if fence:
+        above = float(np.mean(area > fence) * 100) if area.size else 0.0
+        _cut_line(ax_area, fence, f"fence {fence:.0f} µm²\n{above:.1f}% above", right=True)
+    ax_area.set_xlabel("nucleus area (µm², log scale)")
+    ax_area.set_ylabel("cells")
+    if solidity.size:
+        ax_solidity.hist(
+            solidity,
+            bins=np.linspace(min(float(solidity.min()), 0.6), 1.0, 50),
+            color=_HISTOGRAM_COLOR,
+            alpha=0.7,
+            edgecolor="none",
+        )
+    if cut is not None:
+        below = float(np.mean(solidity < cut) * 100) if solidity.size else 0.0
+        _cut_line(ax_solidity, cut, f"cut {cut:g}\n{below:.1f}% below", right=False)
+    ax_solidity.set_xlabel("nucleus solidity (area / convex hull area)")
+    ax_solidity.set_ylabel("cells")
+    fig.suptitle("Nucleus size and shape (dashed: the merge checks)")
+    return fig
+
+
+def segmentation_qc_figure(
+    crop: Mapping,
+    *,
+    channels: Sequence[str] | None = None,
+    nuclear_channel: str | None = None,
+    pixel_size_um: float | None = None,
+    title: str | None = None,
+) -> Figure:
+    """A full-resolution crop of the composite marking likely merged and likely missed cells.
+
+    Parameters
+    ----------
+    crop
+        ``pixels`` ``(channels, y, x)`` and ``labels`` ``(y, x)`` of the window, its ``origin``
+        ``(y0, x0)`` in the image, ``suspects`` (labels of the likely merged cells) and ``blobs``
+        ``(n, 2)`` (y, x) of the missed blobs in window coordinates (see
+        :func:`~dvp_pipeline.report.inputs.segment_qc_crop`).
+    channels, nuclear_channel
+        Channel names of the pixels and the nuclear one (composite colours, as in :func:`image_figure`).
+    pixel_size_um
+        Scales the axes (µm from the image origin); pixels when missing.
+    """
+    from skimage.segmentation import find_boundaries
+
+    labels = np.asarray(crop["labels"])
+    rgb, _ = composite_rgb(np.asarray(crop["pixels"]), labels, channels=channels, nuclear_channel=nuclear_channel)
+    suspects = np.isin(labels, np.asarray(crop.get("suspects", []), dtype=labels.dtype))
+    rgb[find_boundaries(suspects, mode="thick")] = matplotlib_rgb(QC_MERGE_COLOR)  # two pixels: seen at any size
+    y0, x0 = crop.get("origin", (0, 0))
+    scale, unit = (pixel_size_um, "µm") if pixel_size_um and pixel_size_um > 0 else (1.0, "pixels")
+    height, width = labels.shape
+    extent = (x0 * scale, (x0 + width) * scale, (y0 + height) * scale, y0 * scale)
+    fig = Figure(figsize=(7.6, 6.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(rgb, extent=extent, interpolation="nearest")
+    blobs = np.asarray(crop.get("blobs", np.zeros((0, 2))), dtype=float).reshape(-1, 2)
+    if len(blobs):
+        ax.scatter(
+            (x0 + blobs[:, 1] + 0.5) * scale,
+            (y0 + blobs[:, 0] + 0.5) * scale,
+            s=160,
+            facecolors="none",
+            edgecolors=QC_MISSED_COLOR,
+            linewidths=1.6,
+        )
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_xlabel(f"x ({unit})")
+    ax.set_ylabel(f"y ({unit})")
+    ax.set_title(title or "Segmentation quality: a window with flagged cells")
+    handles = [
+        Patch(facecolor="none", edgecolor=QC_MERGE_COLOR, linewidth=2, label="likely merged nuclei"),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="none",
+            markerfacecolor="none",
+            markeredgecolor=QC_MISSED_COLOR,
+            markersize=10,
+            label="stain blob without a nucleus",
+        ),
+        Patch(facecolor="white", edgecolor="grey", label="cell outline"),
+    ]
+    fig.legend(handles=handles, loc="outside right upper", frameon=False)
     return fig

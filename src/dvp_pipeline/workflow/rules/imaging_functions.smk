@@ -2,6 +2,11 @@
 # functions and rules in separate files.
 
 
+# Worker processes of dvp segment (--workers {threads}): segment.workers, else the machine's cores,
+# which Snakemake lowers to --cores when it has fewer.
+SEGMENT_THREADS = PROJECT.config["segment"]["workers"] or os.cpu_count() or 1
+
+
 def segment_mem_mb(wildcards, input):
     """Bounded by the tile, not the slide: small images need little, whole slides about 2 GB."""
     return int(min(500 + 30 * input.size_mb, 2500))

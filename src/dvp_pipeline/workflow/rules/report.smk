@@ -12,6 +12,7 @@ COHORT_TABLES = [
 rule sample_report:
     input:
         RESULTS.labels("{sample}"),
+        RESULTS.segment_qc("{sample}"),
         RESULTS.cells_classified("{sample}"),
         RESULTS.thresholds("{sample}"),
         RESULTS.selection("{sample}"),

@@ -15,6 +15,7 @@ if not PROJECT.config["segment"]["tiles_as_jobs"]:
             labels=update(RESULTS.labels("{sample}")),
             nuclei=update(RESULTS.nuclei("{sample}")),
             cells=update(RESULTS.cells("{sample}")),
+            qc=update(RESULTS.segment_qc("{sample}")),
         params:
             options=options("segment"),
             extra=segment_args,
@@ -22,14 +23,14 @@ if not PROJECT.config["segment"]["tiles_as_jobs"]:
             "logs/segment/{sample}.log",
         benchmark:
             "benchmarks/segment/{sample}.tsv"
-        threads: 1
+        threads: SEGMENT_THREADS
         resources:
             mem_mb=on_retry(segment_mem_mb),
             runtime=on_retry(120),
         shell:
             "dvp segment {input.image:q} --sample {wildcards.sample:q} --labels {output.labels:q} "
-            "--nuclei {output.nuclei:q} --cells {output.cells:q} {params.extra:q} "
-            "--options {params.options:q} 2> {log:q}"
+            "--nuclei {output.nuclei:q} --cells {output.cells:q} --qc {output.qc:q} {params.extra:q} "
+            "--workers {threads} --options {params.options:q} 2> {log:q}"
 
 else:
 
@@ -83,6 +84,7 @@ else:
             labels=update(RESULTS.labels("{sample}")),
             nuclei=update(RESULTS.nuclei("{sample}")),
             cells=update(RESULTS.cells("{sample}")),
+            qc=update(RESULTS.segment_qc("{sample}")),
         params:
             options=options("segment"),
             extra=segment_args,
@@ -90,11 +92,12 @@ else:
             "logs/segment/{sample}.log",
         benchmark:
             "benchmarks/segment/{sample}.tsv"
-        threads: 1
+        threads: SEGMENT_THREADS
         resources:
             mem_mb=on_retry(segment_mem_mb),
             runtime=on_retry(120),
         shell:
             "dvp segment {input.image:q} --sample {wildcards.sample:q} --plan {input.plan:q} "
             "--gather {input.tiles:q} --labels {output.labels:q} --nuclei {output.nuclei:q} "
-            "--cells {output.cells:q} {params.extra:q} --options {params.options:q} 2> {log:q}"
+            "--cells {output.cells:q} --qc {output.qc:q} {params.extra:q} --workers {threads} "
+            "--options {params.options:q} 2> {log:q}"
