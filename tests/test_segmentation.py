@@ -380,3 +380,19 @@ def test_non_finite_pixels_are_refused_and_huge_values_segment():
     image[5, 7] = np.nan
     with pytest.raises(DVPError, match="1 pixel value.*NaN or infinite"):
         segment(image, pixel_size_um=PIXEL_UM)
+
+
+def test_label_max_is_scipys_maximum():
+    from scipy import ndimage
+
+    from dvp_pipeline.segmentation import label_max
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 40, (60, 70)).astype(np.uint32)
+    labels[labels == 17] = 0  # an empty label inside the range
+    values = rng.normal(size=labels.shape)
+    expected = ndimage.maximum(values, labels, index=np.arange(1, 46))
+    got = label_max(values, labels, 45)
+    present = np.isin(np.arange(1, 46), labels)
+    np.testing.assert_array_equal(got[present], np.asarray(expected)[present])
+    assert np.isneginf(got[~present]).all()

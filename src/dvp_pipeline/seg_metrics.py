@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from dvp_pipeline.errors import DVPError
-from dvp_pipeline.segmentation import match_labels
+from dvp_pipeline.segmentation import label_max, match_labels
 
 __all__ = [
     "FENCE_MAD_K",
@@ -489,7 +489,6 @@ def missed_blobs(
     >>> missed_blobs(stain, disks[0].astype(np.uint32), pixel_size_um=0.5, nucleus_diameter_um=7).tolist()
     [[44, 44]]
     """
-    from scipy import ndimage as ndi
 
     labels = np.asarray(labels)
     if labels.shape != np.shape(nuclear):
@@ -502,7 +501,7 @@ def missed_blobs(
     ids = ids[ids > 0]
     floor = 0.0
     if ids.size:
-        floor = min_relative * float(np.median(ndi.maximum(response, labels, index=ids)))
+        floor = min_relative * float(np.median(label_max(response, labels, int(ids.max()))[ids - 1]))
     centres = _peaks(response, sigma, spacing, nuclear, within=within, z=z, floor=floor)
     return centres[labels[centres[:, 0], centres[:, 1]] == 0]
 
