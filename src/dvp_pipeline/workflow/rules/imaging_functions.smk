@@ -12,6 +12,12 @@ def segment_mem_mb(wildcards, input):
     return int(min(500 + 30 * input.size_mb, 2500))
 
 
+def segment_workers_mem_mb(wildcards, input):
+    """segment_mem_mb plus what each further worker process holds (a tile and its results: about
+    0.55 GB for 2048-pixel tiles, bench/results/segment.md)."""
+    return segment_mem_mb(wildcards, input) + int((SEGMENT_THREADS - 1) * min(30 * input.size_mb, 600))
+
+
 def segment_tiles(wildcards):
     """The tile results of a sample, in plan order, once its plan exists."""
     plan = checkpoints.segment_plan.get(sample=wildcards.sample).output.plan

@@ -25,7 +25,7 @@ if not PROJECT.config["segment"]["tiles_as_jobs"]:
             "benchmarks/segment/{sample}.tsv"
         threads: SEGMENT_THREADS
         resources:
-            mem_mb=on_retry(segment_mem_mb),
+            mem_mb=on_retry(segment_workers_mem_mb),
             runtime=on_retry(120),
         shell:
             "dvp segment {input.image:q} --sample {wildcards.sample:q} --labels {output.labels:q} "
@@ -94,7 +94,7 @@ else:
             "benchmarks/segment/{sample}.tsv"
         threads: SEGMENT_THREADS
         resources:
-            mem_mb=on_retry(segment_mem_mb),
+            mem_mb=on_retry(segment_workers_mem_mb),
             runtime=on_retry(120),
         shell:
             "dvp segment {input.image:q} --sample {wildcards.sample:q} --plan {input.plan:q} "
