@@ -2,9 +2,10 @@
 # functions and rules in separate files.
 
 
-# Worker processes of dvp segment (--workers {threads}): segment.workers, else the machine's cores,
-# which Snakemake lowers to --cores when it has fewer.
-SEGMENT_THREADS = PROJECT.config["segment"]["workers"] or os.cpu_count() or 1
+# Worker processes of dvp segment (--workers {threads}): segment.workers, else the machine's cores up
+# to 8, which Snakemake lowers to --cores when it has fewer. The cap matters on a cluster, where these
+# threads become the job's CPU request and the submitting host may have many more cores than a node.
+SEGMENT_THREADS = PROJECT.config["segment"]["workers"] or min(os.cpu_count() or 1, 8)
 
 
 def segment_mem_mb(wildcards, input):
