@@ -158,6 +158,10 @@ LATE_MISTAKES = {
         lambda c: c["segment"]["classical"].update({"membrane_channel": "WGA"}),
         r"segment.classical.membrane_channel: channel 'WGA'",
     ),
+    "seeds with threshold auto": (
+        lambda c: c["segment"]["classical"].update({"seeds": "intensity"}),
+        r"segment.classical.seeds: seeds 'intensity' applies to the single-level thresholds",
+    ),
     "cell type named unassigned": (
         lambda c: c["classify"]["cell_types"].append({"name": "unassigned", "positive": ["CD8"]}),
         r"'unassigned' is the label of cells that match no rule",

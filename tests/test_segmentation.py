@@ -320,7 +320,7 @@ def test_options_are_checked():
     image, _ = planted_nuclei(n=5, shape=(96, 96))
     with pytest.raises(DVPError, match="seeds 'peaks' unknown"):
         segment(image, pixel_size_um=PIXEL_UM, threshold="otsu", seeds="peaks")
-    with pytest.raises(DVPError, match="threshold auto finds its own seeds"):
+    with pytest.raises(DVPError, match="seeds .intensity. applies to the single-level thresholds"):
         segment(image, pixel_size_um=PIXEL_UM, seeds="intensity")
     with pytest.raises(DVPError, match="background_radius_um must be > 0"):
         segment(image, pixel_size_um=PIXEL_UM, background_radius_um=0)

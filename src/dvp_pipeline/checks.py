@@ -50,6 +50,7 @@ def check_project(
 ) -> None:
     """Every cross-check of a validated config and its sheets; see the module docstring."""
     check_names(config, samples, source=source, samples_path=samples_path)
+    check_segment(config, source=source)
     check_sheets(config, samples, runs, base=base, source=source, samples_path=samples_path, runs_path=runs_path)
     geometry = check_channels(config, samples, base=base, source=source, samples_path=samples_path)
     check_lmd(config, samples, geometry, base=base, source=source, samples_path=samples_path)
@@ -57,6 +58,18 @@ def check_project(
     check_gene_sets(config, base=base, source=source)
     if check_report:
         check_report_runs(config, runs, base=base, runs_path=runs_path)
+
+
+def check_segment(config: dict, *, source: str) -> None:
+    """Segmentation options that the schema lets through but that do not go together."""
+    from dvp_pipeline.segmentation import check_seeds
+
+    classical = config["segment"]["classical"]
+    if config["segment"]["method"] == "classical":
+        try:
+            check_seeds(classical["threshold"], classical["seeds"])
+        except DVPError as err:
+            raise DVPError(f"{source}: segment.classical.seeds: {err}") from None
 
 
 def _hint(name: str, choices) -> str:

@@ -292,6 +292,15 @@ def local_threshold(
     return filters.threshold_local(smoothed, block_size=max(3, block), method="gaussian")
 
 
+def check_seeds(threshold: str | float, seeds: str | None) -> None:
+    """``seeds`` belongs to the single-level thresholds; ``threshold="auto"`` finds its own (the dry run checks too)."""
+    if threshold == "auto" and seeds is not None:
+        raise DVPError(
+            f"seeds {seeds!r} applies to the single-level thresholds (otsu, li, triangle, local or a number); "
+            "threshold auto finds its own seeds: remove seeds, or choose one of those thresholds"
+        )
+
+
 def segment_nuclei(
     nuclear: np.ndarray,
     *,
@@ -344,12 +353,8 @@ def segment_nuclei(
         )
     if seeds is not None and seeds not in _SEEDS:
         raise DVPError(f"seeds {seeds!r} unknown; expected one of {', '.join(_SEEDS)}")
+    check_seeds(threshold, seeds)
     if threshold == "auto":
-        if seeds is not None:
-            raise DVPError(
-                "seeds applies to the single-level thresholds (otsu, li, triangle, local or a number); "
-                "threshold auto finds its own seeds: remove seeds, or choose one of those thresholds"
-            )
         return _nuclei_auto(
             nuclear,
             pixel_size_um=pixel_size_um,
