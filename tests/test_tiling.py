@@ -245,3 +245,15 @@ def test_real_stains_pass_the_contrast_check(slide):
     image = big_slide_tile(0, 0, 600, 600, seed=3)
     plan = plan_tiles(image, tile_size=256, overlap=40, options={"pixel_size_um": 0.5})
     assert plan["contrast"] > 5 * MIN_CONTRAST and not plan["blank"]
+
+
+def test_a_margin_narrower_than_what_auto_looks_at_is_warned_about(caplog):
+    from dvp_pipeline.tiling import plan_tiles
+
+    image = np.random.default_rng(0).normal(100, 5, (1, 300, 300)).astype(np.float32)
+    image[0, 100:114, 100:114] += 400
+    with caplog.at_level("WARNING", logger="dvp_pipeline.tiling"):
+        plan_tiles(image, tile_size=128, overlap=80, options={"pixel_size_um": 0.5})
+        assert not caplog.records  # 8 nucleus radii = 56 px at the defaults
+        plan_tiles(image, tile_size=128, overlap=30, options={"pixel_size_um": 0.5})
+    assert "narrower than the background/local-threshold reach (56 px)" in caplog.text

@@ -561,8 +561,9 @@ def _nuclei_left_over(rest: np.ndarray, nuclei: np.ndarray, signal: np.ndarray, 
 
 def auto_reach(radius_px: float) -> float:
     """How far (pixels) ``threshold="auto"`` looks from a pixel with the default background: the
-    noise window's half-width or the smoothed opening (3 x 1.5 radii), whichever is wider."""
-    return max(_NOISE_WINDOW / 2, 4.5) * max(1.0, radius_px)
+    noise window's half-width or the smoothed opening (3 x 1.5 radii), whichever is wider, plus the
+    Laplacian of Gaussian's 4 sigma on top of them."""
+    return (max(_NOISE_WINDOW / 2, 4.5) + 4 * max(_AUTO_LOG_SCALES)) * max(1.0, radius_px)
 
 
 def _local_peaks(values: np.ndarray, mask: np.ndarray, spacing: int) -> tuple[np.ndarray, int]:
