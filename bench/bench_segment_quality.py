@@ -65,7 +65,7 @@ COLUMNS = [
 ]
 
 
-# The classical method before threshold "auto" (its default until version 0.3, and its options), kept
+# The classical method before threshold "auto" (Otsu, its earlier default, and its options), kept
 # side by side with the default.
 EARLIER_VARIANTS = {
     "otsu (earlier default)": {"threshold": "otsu"},
