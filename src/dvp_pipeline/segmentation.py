@@ -37,6 +37,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from skimage import filters
 from skimage.feature import peak_local_max
+from skimage.morphology import disk
 from skimage.segmentation import expand_labels, relabel_sequential, watershed
 
 from dvp_pipeline.errors import DVPError
@@ -262,19 +263,24 @@ def nuclear_signal(
     if smoothing_sigma_um > 0:
         smoothed = ndi.gaussian_filter(smoothed, sigma=smoothing_sigma_um / pixel_size_um)
     if background_radius_um is not None:
-        if not isinstance(background_radius_um, int | float) or isinstance(background_radius_um, bool):
-            raise DVPError(f"background_radius_um must be micrometres or None, got {background_radius_um!r}")
-        if not background_radius_um > 0:
-            raise DVPError(f"background_radius_um must be > 0, got {background_radius_um!r}")
+        half = _background_half_width(background_radius_um, pixel_size_um)
         # Background subtracted, not divided: a grey opening (white top-hat) removes the camera
         # offset, autofluorescence and out-of-focus haze, which add to the stain; dividing by it
         # would also even out a multiplicative illumination field, but the opening of dark tissue
         # is mostly offset and noise, and a ratio to it amplifies that noise. The opening with a
         # square of half-width r (separable min/max filters, fast at any radius) only looks 2r
         # pixels away, so tiles with an overlap of at least 2r plus a cell see the same values.
-        half = max(1, int(round(background_radius_um / pixel_size_um)))
         smoothed = smoothed - ndi.grey_opening(smoothed, size=(2 * half + 1, 2 * half + 1))
     return smoothed
+
+
+def _background_half_width(background_radius_um, pixel_size_um: float) -> int:
+    """``background_radius_um`` checked and in pixels (at least 1)."""
+    if not isinstance(background_radius_um, int | float) or isinstance(background_radius_um, bool):
+        raise DVPError(f"background_radius_um must be micrometres or None, got {background_radius_um!r}")
+    if not background_radius_um > 0:
+        raise DVPError(f"background_radius_um must be > 0, got {background_radius_um!r}")
+    return max(1, int(round(background_radius_um / pixel_size_um)))
 
 
 def local_threshold(
@@ -473,10 +479,9 @@ def _nuclei_auto(
     radius = max(1.0, nucleus_diameter_um / pixel_size_um / 2)
     raw = np.asarray(nuclear, dtype=np.float32)
     sigma = smoothing_sigma_um / pixel_size_um
-    stain = ndi.gaussian_filter(raw, sigma) if sigma > 0 else raw
+    stain = nuclear_signal(raw, pixel_size_um=pixel_size_um, smoothing_sigma_um=smoothing_sigma_um)
     if background_radius_um is not None:
-        nuclear_signal(raw[:1, :1], background_radius_um=background_radius_um)  # validates the value
-        half = max(1, int(round(background_radius_um / pixel_size_um)))
+        half = _background_half_width(background_radius_um, pixel_size_um)
     else:
         half = int(np.ceil(1.5 * radius))
     # The opening's square result is evened out by a box of its own size (a blocky background would
@@ -525,7 +530,7 @@ def _nuclei_left_over(rest: np.ndarray, nuclei: np.ndarray, signal: np.ndarray, 
     its own): a dim nucleus has an edge of its own, the blur skirt of a bright nucleus or a fibre
     does not.
     """
-    rest = ndi.binary_opening(rest, structure=_disk(max(1, int(round(0.4 * radius)))))
+    rest = ndi.binary_opening(rest, structure=disk(max(1, int(round(0.4 * radius)))))
     pieces, n = ndi.label(rest)
     if n == 0:
         return pieces
@@ -577,11 +582,6 @@ def _local_peaks(values: np.ndarray, mask: np.ndarray, spacing: int) -> tuple[np
     peaks = mask & (inside == ndi.maximum_filter(inside, size=2 * spacing + 1))
     markers, n = ndi.label(peaks, structure=np.ones((3, 3)))  # a tied plateau is one marker
     return markers.astype(np.int32, copy=False), n
-
-
-def _disk(radius: int) -> np.ndarray:
-    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-    return yy * yy + xx * xx <= radius * radius
 
 
 def _noise_sd(raw: np.ndarray, smoothed: np.ndarray, *, sigma: float, window: int) -> np.ndarray:
